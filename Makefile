@@ -1,0 +1,39 @@
+# Self-documenting Makefile: `make help` lists every target with its `##` comment.
+# Every target bootstraps .venv on first use, installing the pinned set from constraints.txt.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow lint format clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with the pinned versions
+
+lint: $(STAMP) ## Ruff lint and format check over the whole tree
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint ## Lint, then run the test suite (fast; benchmarks run once, untimed)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP) ## Run the slow end-to-end checks too
+	$(PY) -m pytest -q
+
+clean: ## Remove the venv, caches and local sweep outputs (keeps committed reports/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks runs outputs multirun
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,115 @@
+"""Element-wise activations. Each caches what its backward needs; derivatives at the kinks
+follow torch's autograd exactly (ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = alpha)."""
+
+from __future__ import annotations
+
+import torch
+
+from .module import Module
+
+
+class Activation(Module):
+    """Base of the element-wise activations.
+
+    ``nonlinearity`` and ``nonlinearity_param`` name the activation for
+    :func:`framework.init.calculate_gain`; ``Sequential`` uses them to scale the initial weights
+    of the Linear layer before it.
+    """
+
+    nonlinearity: str = "linear"
+    nonlinearity_param: float | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input: torch.Tensor | None = None
+        self.output: torch.Tensor | None = None
+
+
+class ReLU(Activation):
+    """max(0, x); backward: g · 1[x > 0]."""
+
+    nonlinearity = "relu"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.clamp_min(0)
+        return self.output
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        return grad_output * (self._saved(self.output) > 0)
+
+
+class LeakyReLU(Activation):
+    """x if x > 0 else negative_slope · x; backward: g if x > 0 else negative_slope · g."""
+
+    nonlinearity = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.nonlinearity_param = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.input = x
+        return torch.where(x > 0, x, x * self.negative_slope)
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        positive = self._saved(self.input) > 0
+        return torch.where(positive, grad_output, grad_output * self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Activation):
+    """x if x > 0 else alpha · (eˣ − 1); backward: g if x > 0 else g · alpha · eˣ.
+
+    torch.nn.init has no gain for ELU; Sequential uses ReLU's √2 (He et al.'s analysis, which
+    Clevert et al. used to initialise ELU networks).
+    """
+
+    nonlinearity = "relu"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.input = x
+        self.output = torch.where(x > 0, x, torch.expm1(x) * self.alpha)
+        return self.output
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        positive = self._saved(self.input) > 0
+        # alpha · eˣ = output + alpha on the negative side: no second exp.
+        return torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Tanh(Activation):
+    """tanh(x); backward: g · (1 − tanh²(x))."""
+
+    nonlinearity = "tanh"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.tanh()
+        return self.output
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        y = self._saved(self.output)
+        return grad_output * (1 - y * y)
+
+
+class Sigmoid(Activation):
+    """σ(x) = 1 / (1 + e⁻ˣ); backward: g · (1 − σ(x)) · σ(x)."""
+
+    nonlinearity = "sigmoid"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.sigmoid()
+        return self.output
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        y = self._saved(self.output)
+        return grad_output * (1 - y) * y

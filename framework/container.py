@@ -1,0 +1,103 @@
+"""`Sequential`: chains modules forward, walks them in reverse for backward, and owns the
+initialisation of its Linear layers (with the gain of the activation that follows each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from . import init as init_
+from .activation import Activation
+from .linear import Linear
+from .module import Module
+
+INIT_SCHEMES = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+
+
+class Sequential(Module):
+    """``y = fₙ(…f₂(f₁(x)))``; backward: ``g ← fᵢ.backward(g)`` for i = n … 1, returns dL/dx.
+
+    Args:
+        *modules: the layers, registered as ``"0"``, ``"1"``, … like ``torch.nn.Sequential``.
+        init: how to (re)initialise every Linear layer: ``"default"`` (torch.nn.Linear's own),
+            ``"xavier_uniform"``, ``"xavier_normal"``, ``"kaiming_uniform"``, ``"kaiming_normal"``.
+            Xavier and Kaiming weights get the gain of the activation after the Linear layer
+            (``calculate_gain``; 1 when none follows) and zero biases.
+        generator: a seeded ``torch.Generator`` for the initial weights. With ``init="default"``
+            and no generator the layers keep the weights drawn at construction, exactly as
+            ``torch.manual_seed(s)`` followed by the same ``torch.nn`` constructors would draw.
+    """
+
+    def __init__(
+        self, *modules: Module, init: str = "default", generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__()
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(
+                    f"Sequential: argument {index} is {type(module).__name__}, not a Module"
+                )
+            setattr(self, str(index), module)
+        # A tuple for the hot loop: attribute look-ups by name would cost on every step.
+        self._layers = tuple(modules)
+        if init != "default" or generator is not None:
+            self.reset_parameters(init, generator)
+
+    def reset_parameters(
+        self, init: str = "default", generator: torch.Generator | None = None
+    ) -> None:
+        """Re-initialise every Linear layer, in order, drawing from ``generator``."""
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}; got {init!r}")
+        for index, layer in enumerate(self._layers):
+            if not isinstance(layer, Linear):
+                continue
+            if init == "default":
+                layer.reset_parameters(generator)
+                continue
+            name, param = self._nonlinearity_after(index)
+            weight = layer.weight.data
+            if init == "xavier_uniform":
+                init_.xavier_uniform_(weight, init_.calculate_gain(name, param), generator)
+            elif init == "xavier_normal":
+                init_.xavier_normal_(weight, init_.calculate_gain(name, param), generator)
+            elif init == "kaiming_uniform":
+                init_.kaiming_uniform_(weight, param or 0, "fan_in", name, generator)
+            else:
+                init_.kaiming_normal_(weight, param or 0, "fan_in", name, generator)
+            if layer.bias is not None:
+                init_.zeros_(layer.bias.data)
+
+    def _nonlinearity_after(self, index: int) -> tuple[str, float | None]:
+        """The activation between layer ``index`` and the next Linear (``"linear"`` if none)."""
+        for layer in self._layers[index + 1 :]:
+            if isinstance(layer, Linear):
+                break
+            if isinstance(layer, Activation):
+                return layer.nonlinearity, layer.nonlinearity_param
+        return "linear", None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = 0
+        try:
+            for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
+                x = layer(x)
+        except (ValueError, TypeError) as error:
+            # Say which layer of the model refused its input, not only what it was.
+            raise type(error)(f"Sequential layer ({index}): {error}") from None
+        return x
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self._layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def __getitem__(self, index: int) -> Module:
+        return self._layers[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._layers)

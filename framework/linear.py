@@ -1,0 +1,95 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    r"""Affine map :math:`y = x W^\top + b`.
+
+    Backward, with :math:`g = \partial L / \partial y`:
+    :math:`\partial L/\partial x = g W`, :math:`\partial L/\partial W \mathrel{+}= g^\top x`,
+    :math:`\partial L/\partial b \mathrel{+}= \sum_n g_n`.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: if ``False``, the layer learns no additive bias.
+        device, dtype: where and in what precision the parameters live (torch's defaults).
+
+    Shape:
+        - Input: ``(N, in_features)``
+        - Output: ``(N, out_features)``
+
+    Attributes:
+        weight: ``(out_features, in_features)``, initialised like ``torch.nn.Linear``:
+            kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in).
+        bias: ``(out_features,)``, U(−1/√in, 1/√in).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        factory = {"device": device, "dtype": dtype}
+        self.weight = Parameter(torch.empty(out_features, in_features, **factory))
+        self.bias = Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.input: torch.Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """torch.nn.Linear's default initialisation (same draws, same order)."""
+        init.kaiming_uniform_(self.weight.data, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            init.uniform_(self.bias.data, -bound, bound, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.data
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.in_features}), got {tuple(x.shape)}"
+            )
+        if x.dtype != weight.dtype:
+            raise TypeError(
+                f"{self!r}: input dtype {x.dtype} does not match weight dtype {weight.dtype}"
+            )
+        self.input = x
+        if self.bias is None:
+            return x.mm(weight.t())  # (N, out)
+        return torch.addmm(self.bias.data, x, weight.t())  # (N, out), one fused kernel
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        x = self._saved(self.input)
+        if grad_output.shape != (x.shape[0], self.out_features):
+            raise ValueError(
+                f"{self!r}: expected grad_output of shape ({x.shape[0]}, {self.out_features}), "
+                f"got {tuple(grad_output.shape)}"
+            )
+        # In place into .grad: accumulates like torch and keeps optimizer views valid.
+        self.weight.grad.addmm_(grad_output.t(), x)  # (out, in) += (out, N) @ (N, in)
+        if self.bias is not None:
+            self.bias.grad.add_(grad_output.sum(0))  # (out,)
+        return grad_output.mm(self.weight.data)  # (N, in)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )

@@ -1,0 +1,87 @@
+"""Loss criteria. ``loss = criterion(prediction, target)`` caches both; ``criterion.backward()``
+returns dL/dprediction (the seed of the model's backward)."""
+
+from __future__ import annotations
+
+import torch
+
+from .module import Module
+
+_REDUCTIONS = ("mean", "sum")
+
+
+class Loss(Module):
+    """Base of the criteria: checks shapes and reduction, caches the operands."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self.prediction: torch.Tensor | None = None
+        self.target: torch.Tensor | None = None
+
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.forward(prediction, target)
+
+    def _store(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        # torch only warns here and broadcasts (N, 1) against (N,) into (N, N): a silent bug.
+        if prediction.shape != target.shape:
+            raise ValueError(
+                f"{type(self).__name__}: prediction shape {tuple(prediction.shape)} and target "
+                f"shape {tuple(target.shape)} differ"
+            )
+        self.prediction, self.target = prediction, target
+
+    def _scale(self, numel: int) -> float:
+        return 1.0 / numel if self.reduction == "mean" else 1.0
+
+    def _reduce(self, elementwise: torch.Tensor) -> torch.Tensor:
+        return elementwise.mean() if self.reduction == "mean" else elementwise.sum()
+
+    def backward(self) -> torch.Tensor:  # type: ignore[override]
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+class MSELoss(Loss):
+    """L = mean((ŷ − y)²); backward: dL/dŷ = 2 (ŷ − y) / N."""
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self._store(prediction, target)
+        return self._reduce((prediction - target).square())
+
+    def backward(self) -> torch.Tensor:  # type: ignore[override]
+        prediction = self._saved(self.prediction)
+        return (prediction - self.target) * (2.0 * self._scale(prediction.numel()))
+
+
+class BCELoss(Loss):
+    """L = −mean(y · log ŷ + (1 − y) · log(1 − ŷ)), each log clamped at −100 like torch;
+    backward: dL/dŷ = (ŷ − y) / max(ŷ (1 − ŷ), 1e-12) / N.
+
+    Predictions and targets must lie in [0, 1] (put a Sigmoid before it)."""
+
+    EPSILON = 1e-12  # torch's floor on ŷ(1 − ŷ) in the backward
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self._store(prediction, target)
+        for name, tensor in (("prediction", prediction), ("target", target)):
+            low, high = torch.aminmax(tensor)
+            # NaN passes (comparisons are False): a diverged model gets a NaN loss, not an error.
+            if low < 0 or high > 1:
+                raise ValueError(
+                    f"BCELoss: every {name} must lie in [0, 1], got values in "
+                    f"[{low.item():.6g}, {high.item():.6g}]"
+                    + (" (apply a Sigmoid to the model output)" if name == "prediction" else "")
+                )
+        log_p = prediction.log().clamp_min(-100)
+        log_1mp = torch.log1p(-prediction).clamp_min(-100)
+        return self._reduce((target - 1) * log_1mp - target * log_p)
+
+    def backward(self) -> torch.Tensor:  # type: ignore[override]
+        p = self._saved(self.prediction)
+        denominator = ((1 - p) * p).clamp_min(self.EPSILON)
+        return (p - self.target) / denominator * self._scale(p.numel())

@@ -1,0 +1,85 @@
+"""RMSprop (Hinton; Graves 2013 for the centred form), as torch.optim.RMSprop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ..module import Parameter
+from .optimizer import Optimizer, check_range
+
+
+class RMSprop(Optimizer):
+    r"""torch.optim.RMSprop's update rule:
+
+    .. math::
+        g_t &\leftarrow g_t + \lambda \theta_{t-1} \\
+        v_t &\leftarrow \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        \bar g_t &\leftarrow \alpha \bar g_{t-1} + (1 - \alpha) g_t, \quad
+            \tilde v_t = v_t - \bar g_t^2 \text{ if centered else } v_t \\
+        b_t &\leftarrow \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon) \\
+        \theta_t &\leftarrow \theta_{t-1} - \gamma b_t
+            \quad (\text{with } \mu = 0,\ b_t = g_t / (\sqrt{\tilde v_t} + \epsilon))
+
+    Args:
+        params: parameters or parameter groups.
+        lr: γ (default 1e-2, torch's).
+        alpha: smoothing constant α (default 0.99).
+        eps: ε (default 1e-8).
+        weight_decay: L2 penalty λ (default 0).
+        momentum: μ (default 0).
+        centered: normalise by the estimated variance of the gradient.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+        )
+        super().__init__(params, defaults)
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        super()._validate(group)
+        check_range("alpha", group["alpha"], 0.0)
+        check_range("eps", group["eps"], 0.0)
+        check_range("momentum", group["momentum"], 0.0)
+
+    def _update(
+        self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
+    ) -> None:
+        alpha, momentum = group["alpha"], group["momentum"]
+        if not state:
+            state["square_avg"] = torch.zeros_like(param)
+            if momentum > 0:
+                state["momentum_buffer"] = torch.zeros_like(param)
+            if group["centered"]:
+                state["grad_avg"] = torch.zeros_like(param)
+        if group["weight_decay"] != 0:
+            grad = grad.add(param, alpha=group["weight_decay"])
+        square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if group["centered"]:
+            grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)
+            average = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        else:
+            average = square_avg.sqrt()
+        average.add_(group["eps"])
+        if momentum > 0:
+            buffer = state["momentum_buffer"].mul_(momentum).addcdiv_(grad, average)
+            param.add_(buffer, alpha=-group["lr"])
+        else:
+            param.addcdiv_(grad, average, value=-group["lr"])

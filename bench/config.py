@@ -1,0 +1,206 @@
+"""The structured-config schema: every group and knob typed, so Hydra rejects a wrong type or an
+unknown key before any training; `validate` checks the values types cannot (ranges, sizes)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from .data import DISK_RADIUS
+
+
+class ActivationName(str, Enum):
+    relu = "relu"
+    tanh = "tanh"
+    leaky_relu = "leaky_relu"
+    elu = "elu"
+
+
+class LossName(str, Enum):
+    mse = "mse"
+    bce = "bce"
+
+
+class InitName(str, Enum):
+    default = "default"
+    xavier_uniform = "xavier_uniform"
+    xavier_normal = "xavier_normal"
+    kaiming_uniform = "kaiming_uniform"
+    kaiming_normal = "kaiming_normal"
+
+
+class FrameworkName(str, Enum):
+    custom = "custom"
+    torch = "torch"
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+@dataclass
+class FrameworkConfig:
+    names: list[FrameworkName] = field(default_factory=lambda: [FrameworkName.custom])
+
+
+@dataclass
+class ActivationConfig:
+    name: ActivationName = ActivationName.relu
+    negative_slope: float = 0.01  # leaky_relu only
+    alpha: float = 1.0  # elu only
+
+
+@dataclass
+class LossConfig:
+    name: LossName = LossName.mse
+
+
+@dataclass
+class InitConfig:
+    name: InitName = InitName.default
+
+
+@dataclass
+class SGDConfig:
+    name: str = "sgd"  # the label in tables and figures
+    lr: float = 0.5
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class AdamConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class RMSpropConfig:
+    name: str = "rmsprop"
+    lr: float = 1e-2
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    centered: bool = False
+
+
+#: schema class -> framework optimizer class name
+ALGORITHMS = {SGDConfig: "SGD", AdamConfig: "Adam", RMSpropConfig: "RMSprop"}
+
+
+@dataclass
+class DataConfig:
+    n_train: int = 1000
+    n_test: int = 1000
+    radius: float = DISK_RADIUS
+
+
+@dataclass
+class ModelConfig:
+    hidden_width: int = 25
+    hidden_layers: int = 3
+
+
+@dataclass
+class Config:
+    framework: FrameworkConfig = MISSING
+    activation: ActivationConfig = MISSING
+    optimizer: Any = MISSING
+    loss: LossConfig = MISSING
+    init: InitConfig = MISSING
+    name: str = "default"
+    epochs: int = 100
+    batch_size: int = 100
+    folds: int = 10
+    seed: int = 0
+    dtype: DType = DType.float32
+    device: str = "cpu"
+    threads: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore (the YAML files extend these nodes)."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    store.store(group="framework", name="base_framework", node=FrameworkConfig)
+    store.store(group="activation", name="base_activation", node=ActivationConfig)
+    store.store(group="loss", name="base_loss", node=LossConfig)
+    store.store(group="init", name="base_init", node=InitConfig)
+    store.store(group="optimizer", name="base_sgd", node=SGDConfig)
+    store.store(group="optimizer", name="base_adam", node=AdamConfig)
+    store.store(group="optimizer", name="base_rmsprop", node=RMSpropConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration value that is well typed but not allowed."""
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def algorithm(cfg: DictConfig) -> str:
+    """The framework optimizer class name for ``cfg.optimizer`` (from its schema)."""
+    schema = OmegaConf.get_type(cfg.optimizer)
+    if schema not in ALGORITHMS:
+        raise ConfigError(f"optimizer: unknown schema {schema!r}; use one of conf/optimizer/*.yaml")
+    return ALGORITHMS[schema]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value a type cannot: raises ConfigError naming key, value and what is allowed."""
+    _require(cfg.epochs >= 1, "epochs", cfg.epochs, "at least 1")
+    _require(cfg.folds >= 1, "folds", cfg.folds, "at least 1")
+    _require(cfg.threads >= 1, "threads", cfg.threads, "at least 1")
+    _require(cfg.data.n_train >= 1, "data.n_train", cfg.data.n_train, "at least 1")
+    _require(cfg.data.n_test >= 1, "data.n_test", cfg.data.n_test, "at least 1")
+    _require(
+        1 <= cfg.batch_size <= cfg.data.n_train,
+        "batch_size",
+        cfg.batch_size,
+        f"between 1 and data.n_train={cfg.data.n_train}",
+    )
+    _require(cfg.data.radius > 0, "data.radius", cfg.data.radius, "positive")
+    _require(cfg.model.hidden_width >= 1, "model.hidden_width", cfg.model.hidden_width, ">= 1")
+    _require(cfg.model.hidden_layers >= 0, "model.hidden_layers", cfg.model.hidden_layers, ">= 0")
+    _require(len(cfg.framework.names) >= 1, "framework.names", [], "custom and/or torch")
+    _require(
+        cfg.device == "cpu" or cfg.device.startswith(("cuda", "mps")),
+        "device",
+        cfg.device,
+        "cpu, cuda, cuda:N or mps",
+    )
+    optimizer = cfg.optimizer
+    name = algorithm(cfg)
+    for key in ("lr", "weight_decay", "eps", "momentum", "dampening", "alpha"):
+        if key in optimizer:
+            value = optimizer[key]
+            _require(
+                math.isfinite(value) and value >= 0, f"optimizer.{key}", value, "finite and >= 0"
+            )
+    if name == "Adam":
+        _require(len(optimizer.betas) == 2, "optimizer.betas", list(optimizer.betas), "a pair")
+        for index, beta in enumerate(optimizer.betas):
+            _require(0 <= beta < 1, f"optimizer.betas[{index}]", beta, "in [0, 1)")
+    if name == "SGD" and optimizer.nesterov:
+        _require(
+            optimizer.momentum > 0 and optimizer.dampening == 0,
+            "optimizer.nesterov",
+            True,
+            "only with momentum > 0 and dampening = 0",
+        )

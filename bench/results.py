@@ -1,0 +1,73 @@
+"""Result files: one ``result.json`` per job, written atomically, read defensively."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULT_FILE = "result.json"
+SCHEMA_VERSION = 1
+#: fields that depend on the clock, not on the computation (ignored when comparing runs)
+TIMING_FIELDS = ("started", "finished", "wall_seconds", "train_seconds")
+
+
+def write_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON to a temp file in the same directory, fsync, then ``os.replace``: a reader
+    (or a killed sweep's re-run) sees either the old file, or the whole new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(payload, file, indent=1, allow_nan=True)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The result at ``path``, or None if it is missing or unreadable."""
+    try:
+        with open(path) as file:
+            payload = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+@functools.cache
+def git_commit() -> str:
+    """HEAD of the checkout the code runs from (``-dirty`` if it has uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
+    }

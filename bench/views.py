@@ -1,0 +1,290 @@
+"""Shared vocabulary of the report: what each experiment sweeps, display labels, tidy selections.
+
+Figures, tables and claims read the results DataFrame only through these helpers, so that
+"the final epoch", "the folds that finished" and "what is missing" mean the same thing everywhere.
+
+Conventions:
+
+- a *curve row* is one fold × epoch record (``fold`` and ``epoch`` known); a failed job has a
+  single row without them and is never a curve row;
+- the *final epoch* of a configuration is the largest epoch any of its folds reached;
+- a fold's *final row* is its row at that epoch, kept only if its loss and errors are finite
+  (a diverged fold stops earlier, or ends on a non-finite loss, and has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CONFIG_COLUMNS: tuple[str, ...] = (
+    "framework",
+    "activation",
+    "optimizer",
+    "loss",
+    "init",
+    "dtype",
+)
+"""The columns that name a configuration (a job sweeps some of them)."""
+
+DEFAULTS: dict[str, str] = {
+    "framework": "custom",
+    "activation": "relu",
+    "optimizer": "sgd",
+    "loss": "mse",
+    "init": "default",
+    "dtype": "float32",
+}
+
+LEVELS: dict[str, tuple[str, ...]] = {
+    "framework": ("custom", "torch"),
+    "activation": ("relu", "tanh", "leaky_relu", "elu"),
+    "optimizer": ("sgd", "sgd_momentum", "adam", "rmsprop"),
+    "loss": ("mse", "bce"),
+    "init": ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform"),
+    "dtype": ("float32", "float64"),
+}
+"""Every known value of each configuration column, in the order figures and tables use."""
+
+LABELS: dict[str, str] = {
+    "custom": "Custom framework",
+    "torch": "PyTorch (torch.nn)",
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "leaky_relu": "LeakyReLU",
+    "elu": "ELU",
+    "sgd": "SGD",
+    "sgd_momentum": "SGD + momentum",
+    "adam": "Adam",
+    "rmsprop": "RMSprop",
+    "mse": "MSE",
+    "bce": "BCE",
+    "default": "torch default",
+    "xavier_uniform": "Xavier uniform",
+    "xavier_normal": "Xavier normal",
+    "kaiming_uniform": "Kaiming uniform",
+    "float32": "float32",
+    "float64": "float64",
+}
+
+COLUMN_TITLES: dict[str, str] = {
+    "framework": "Framework",
+    "activation": "Activation",
+    "optimizer": "Optimizer",
+    "loss": "Loss",
+    "init": "Initializer",
+    "dtype": "dtype",
+    "lr": "lr",
+}
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "experiment",
+    "framework",
+    "activation",
+    "optimizer",
+    "loss",
+    "init",
+    "fold",
+    "epoch",
+    "train_loss",
+    "train_error",
+    "test_error",
+    "train_seconds",
+)
+"""Without these the report cannot be built; every other column is optional."""
+
+OPTIONAL_DEFAULTS: dict[str, object] = {"dtype": "float32", "status": "ok", "error": None}
+METRICS: tuple[str, ...] = ("train_loss", "train_error", "test_error", "train_seconds")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the sweep: its name in the results and the columns it varies."""
+
+    name: str
+    swept: tuple[str, ...]
+    figure: str
+    what: str
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment("fig2_activations", ("activation",), "Figure 2", "activation functions"),
+        Experiment("fig3_optimizers", ("optimizer",), "Figure 3", "optimizers"),
+        Experiment("fig4_losses", ("loss",), "Figure 4", "loss functions"),
+        Experiment(
+            "fig5_frameworks", ("framework", "dtype"), "Figure 5", "custom framework vs torch.nn"
+        ),
+        Experiment("initializers", ("init",), "Initializer figure", "weight initializers"),
+    )
+}
+"""The experiments the report knows; rows of any other experiment are ignored (and listed)."""
+
+
+def label(value: object) -> str:
+    """The display label of a configuration value (the value itself when unknown)."""
+    return LABELS.get(str(value), str(value))
+
+
+def level_order(column: str, values: Iterable[object]) -> list[str]:
+    """``values`` of ``column`` in canonical order: known levels first, then unknown ones sorted."""
+    present = {str(v) for v in values if not pd.isna(v)}
+    known = [v for v in LEVELS.get(column, ()) if v in present]
+    return known + sorted(present - set(known))
+
+
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """A normalised copy of the results: required columns checked, optional ones filled, types set.
+
+    Raises:
+        ValueError: if a required column is missing (the message names them all).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"results lack required column(s): {', '.join(missing)}")
+    out = df.copy()
+    for col, value in OPTIONAL_DEFAULTS.items():
+        if col not in out.columns:
+            out[col] = value
+    for col in ("experiment", *CONFIG_COLUMNS, "status"):
+        out[col] = out[col].astype("str")
+    out["status"] = out["status"].fillna("ok")
+    for col in ("fold", "epoch"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
+    for col in METRICS:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+    if "seed" not in out.columns:
+        out["seed"] = 0
+    out["seed"] = pd.to_numeric(out["seed"], errors="coerce").fillna(0).astype("int64")
+    sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
+    return out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)
+
+
+def experiment_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Every row of one experiment, failed-job rows included."""
+    return df[df["experiment"] == name]
+
+
+def curve_rows(
+    df: pd.DataFrame, name: str, pin: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The fold × epoch rows of one experiment, with the columns it does not sweep held fixed.
+
+    A column the experiment does not sweep (and every column in ``pin``) is held to one value:
+    the preferred one (``pin``, else the default) when present, else the first in canonical order.
+    Returns the rows (``fold`` and ``epoch`` as plain ints) and one note per column held fixed
+    while the results hold several values.
+    """
+    exp = EXPERIMENTS[name]
+    rows = experiment_rows(df, name)
+    rows = rows[rows["fold"].notna() & rows["epoch"].notna()]
+    wanted = {c: DEFAULTS[c] for c in CONFIG_COLUMNS if c not in exp.swept}
+    wanted.update(pin or {})
+    notes = []
+    for col, want in wanted.items():
+        values = level_order(col, rows[col].unique())
+        if len(values) > 1:
+            keep = want if want in values else values[0]
+            others = ", ".join(label(v) for v in values if v != keep)
+            notes.append(f"{COLUMN_TITLES[col]} held at {label(keep)} (results also hold {others})")
+            rows = rows[rows[col] == keep]
+    rows = rows.astype({"fold": "int64", "epoch": "int64"})
+    return rows, notes
+
+
+def config_keys(rows: pd.DataFrame, name: str) -> list[str]:
+    """The columns that tell configurations of one experiment apart: swept ones, then any other
+    configuration column (or ``lr``) that varies in ``rows``."""
+    swept = list(EXPERIMENTS[name].swept)
+    extra = [
+        c
+        for c in (*CONFIG_COLUMNS, "lr")
+        if c not in swept and c in rows.columns and rows[c].nunique(dropna=False) > 1
+    ]
+    return swept + extra
+
+
+def final_rows(curves: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Each fold's row at its configuration's final epoch, kept only when loss and errors are
+    finite; a ``final_epoch`` column records that epoch."""
+    if curves.empty:
+        return curves.assign(final_epoch=pd.Series(dtype="int64"))
+    last = curves.groupby(list(keys), dropna=False)["epoch"].transform("max")
+    finite = np.isfinite(curves[["train_loss", "train_error", "test_error"]]).all(axis=1)
+    return curves[(curves["epoch"] == last) & finite].assign(final_epoch=last)
+
+
+def diverged_units(curves: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per configuration × seed × fold: ``diverged`` is true when the fold's status says
+    so, its loss became non-finite, or it stopped before the configuration's final epoch."""
+    if curves.empty:
+        return pd.DataFrame(columns=[*keys, "seed", "fold", "diverged"])
+    c = curves.assign(
+        _last=curves.groupby(list(keys), dropna=False)["epoch"].transform("max"),
+        _bad=(curves["status"] == "diverged") | ~np.isfinite(curves["train_loss"]),
+    )
+    g = c.groupby([*keys, "seed", "fold"], dropna=False)
+    out = g.agg(bad=("_bad", "any"), reached=("epoch", "max"), last=("_last", "first"))
+    out["diverged"] = out["bad"] | (out["reached"] < out["last"])
+    return out[["diverged"]].reset_index()
+
+
+def failed_jobs(df: pd.DataFrame) -> pd.DataFrame:
+    """The failed jobs of every experiment: rows with status ``failed`` (one per job)."""
+    cols = [c for c in ("experiment", *CONFIG_COLUMNS, "job", "error") if c in df.columns]
+    failed = df[df["status"] == "failed"]
+    return failed[cols].drop_duplicates().reset_index(drop=True)
+
+
+def expected_configs(name: str) -> list[dict[str, str]]:
+    """Every configuration an experiment is meant to hold (its swept columns' known levels)."""
+    combos: list[dict[str, str]] = [{}]
+    for col in EXPERIMENTS[name].swept:
+        combos = [{**c, col: v} for c in combos for v in LEVELS[col]]
+    return combos
+
+
+def missing_configs(df: pd.DataFrame, name: str) -> list[dict[str, str]]:
+    """The expected configurations of an experiment with no fold reaching its final epoch."""
+    curves, _ = curve_rows(df, name)
+    swept = list(EXPERIMENTS[name].swept)
+    done = final_rows(curves, swept)[swept].drop_duplicates()
+    have = {tuple(r) for r in done.astype(str).itertuples(index=False)}
+    return [c for c in expected_configs(name) if tuple(c[k] for k in swept) not in have]
+
+
+def describe_config(config: dict[str, str]) -> str:
+    """``{'framework': 'torch', 'dtype': 'float64'}`` → ``'PyTorch (torch.nn), float64'``."""
+    return ", ".join(label(v) for v in config.values())
+
+
+def framework_differences(df: pd.DataFrame) -> pd.DataFrame:
+    """|custom − torch| per dtype × seed × fold × epoch in ``fig5_frameworks``.
+
+    Columns: ``dtype, seed, fold, epoch, custom, torch`` (their train losses), ``abs_diff``
+    (|Δ train loss|) and ``abs_diff_test`` (|Δ test error|). Only epochs both frameworks recorded
+    with finite losses appear. Empty when one framework is absent.
+    """
+    cols = ["dtype", "seed", "fold", "epoch", "custom", "torch", "abs_diff", "abs_diff_test"]
+    curves, _ = curve_rows(df, "fig5_frameworks")
+    if not {"custom", "torch"} <= set(curves["framework"].unique()):
+        return pd.DataFrame(columns=cols)
+    index = [c for c in CONFIG_COLUMNS if c != "framework"] + ["seed", "fold", "epoch"]
+    wide = curves.groupby([*index, "framework"])[["train_loss", "test_error"]].first()
+    wide = wide.unstack("framework").dropna()
+    loss = wide["train_loss"]
+    test = wide["test_error"]
+    finite = np.isfinite(loss["custom"]) & np.isfinite(loss["torch"])
+    out = pd.DataFrame(
+        {
+            "custom": loss["custom"],
+            "torch": loss["torch"],
+            "abs_diff": (loss["custom"] - loss["torch"]).abs(),
+            "abs_diff_test": (test["custom"] - test["torch"]).abs(),
+        }
+    )[finite]
+    return out.reset_index()[cols]

@@ -6,8 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# The sweeps of the report, each defined (with its own sweep) in conf/experiment/<name>.yaml.
+EXPERIMENTS := fig2_activations fig3_optimizers fig4_losses fig5_frameworks initializers
+RUNS        := runs
+RESULTS     := reports/results.parquet
+SWEEP_ARGS  ?=
+
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format clean
+.PHONY: help install test test-slow lint format clean sweep collect report
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +39,21 @@ test: lint ## Lint, then run the test suite (fast; benchmarks run once, untimed)
 
 test-slow: $(STAMP) ## Run the slow end-to-end checks too
 	$(PY) -m pytest -q
+
+sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), collect, build reports/
+	@status=0; n=0; total=$(words $(EXPERIMENTS)); \
+	for experiment in $(EXPERIMENTS); do \
+		n=$$((n + 1)); echo "== sweep $$n/$$total: $$experiment"; \
+		$(PY) -m bench experiment=$$experiment hydra/launcher=joblib $(SWEEP_ARGS) || status=1; \
+	done; \
+	$(MAKE) --no-print-directory collect report || status=1; \
+	exit $$status
+
+collect: $(STAMP) ## Collect every result.json under runs/ into reports/results.parquet (+ CSV)
+	$(PY) -m bench.collect $(RUNS) --out $(RESULTS)
+
+report: $(STAMP) ## Rebuild figures, tables and reports/README.md from reports/results.parquet
+	$(PY) -m bench.report --results $(RESULTS) --out reports
 
 clean: ## Remove the venv, caches and local sweep outputs (keeps committed reports/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks runs outputs multirun

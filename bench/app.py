@@ -132,7 +132,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
     plain = _plain(cfg)
     previous = results.read(path)
     if previous and previous.get("config") == plain and previous.get("status") != "failed":
-        log.info("%s: done already (%s), skipping", path.parent.name or cfg.name, path)
+        log.info("[%s/%s] done already, skipping (%s)", cfg.name, path.parent.name, path)
         return previous
 
     torch.set_num_threads(cfg.threads)
@@ -148,6 +148,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
         "error": None,
         "runs": [],
     }
+    label = f"{cfg.name}/{path.parent.name}"
     start = time.perf_counter()
     try:
         for fold in range(cfg.folds):
@@ -163,7 +164,8 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
                     }
                 )
                 log.info(
-                    "fold %d/%d %-6s test error %.3f  train %.2f s%s",
+                    "[%s] fold %d/%d %-6s test error %.3f  train %.2f s%s",
+                    label,
                     fold + 1,
                     cfg.folds,
                     name,

@@ -136,13 +136,14 @@ def register() -> None:
     """Put the schema in Hydra's ConfigStore (the YAML files extend these nodes)."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
-    store.store(group="framework", name="base_framework", node=FrameworkConfig)
-    store.store(group="activation", name="base_activation", node=ActivationConfig)
-    store.store(group="loss", name="base_loss", node=LossConfig)
-    store.store(group="init", name="base_init", node=InitConfig)
-    store.store(group="optimizer", name="base_sgd", node=SGDConfig)
-    store.store(group="optimizer", name="base_adam", node=AdamConfig)
-    store.store(group="optimizer", name="base_rmsprop", node=RMSpropConfig)
+    # In their own "schema" groups, so they are not listed among a group's choices.
+    store.store(group="schema/framework", name="framework", node=FrameworkConfig)
+    store.store(group="schema/activation", name="activation", node=ActivationConfig)
+    store.store(group="schema/loss", name="loss", node=LossConfig)
+    store.store(group="schema/init", name="init", node=InitConfig)
+    store.store(group="schema/optimizer", name="sgd", node=SGDConfig)
+    store.store(group="schema/optimizer", name="adam", node=AdamConfig)
+    store.store(group="schema/optimizer", name="rmsprop", node=RMSpropConfig)
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,72 @@
+"""The data set and the generators of the equivalence protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bench import data
+
+
+def digest(split: data.Split) -> str:
+    sha = hashlib.sha256()
+    for tensor in (split.x_train, split.y_train, split.x_test, split.y_test):
+        sha.update(tensor.numpy().tobytes())
+    return sha.hexdigest()
+
+
+@pytest.mark.parametrize("fold", range(10))
+def test_disk_labels_balanced_near_half_seed0_fold(fold):
+    split = data.fold_split(seed=0, fold=fold)
+    for labels in (split.y_train, split.y_test):
+        assert labels.shape == (1000, 1)
+        assert abs(labels.mean().item() - 0.5) < 0.05  # area of the disk is exactly 1/2
+
+
+def test_disk_labels_match_geometry_recomputed():
+    split = data.fold_split(seed=3, fold=1)
+    x = split.x_train
+    inside = ((x[:, 0] - 0.5) ** 2 + (x[:, 1] - 0.5) ** 2) < 1 / (2 * torch.pi)
+    assert torch.equal(split.y_train.squeeze(1).bool(), inside)
+    assert bool(((x >= 0) & (x <= 1)).all())
+
+
+def test_radius_is_configurable():
+    small = data.fold_split(seed=0, fold=0, radius=0.2)
+    assert small.y_train.mean().item() == pytest.approx(torch.pi * 0.04, abs=0.04)
+
+
+def test_same_seed_fold_same_tensors_in_a_new_process():
+    code = (
+        "import hashlib; from bench import data; s = data.fold_split(7, 3); h = hashlib.sha256()\n"
+        "for t in (s.x_train, s.y_train, s.x_test, s.y_test): h.update(t.numpy().tobytes())\n"
+        "print(h.hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == digest(data.fold_split(7, 3))
+
+
+def test_folds_and_seeds_give_different_data():
+    digests = {digest(data.fold_split(seed, fold)) for seed in (0, 1) for fold in (0, 1)}
+    assert len(digests) == 4
+
+
+def test_streams_are_independent_draws():
+    draws = [
+        torch.rand(5, generator=data.generator(0, 0, stream))
+        for stream in ("data", "init", "shuffle")
+    ]
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], draws[2])
+    again = torch.rand(5, generator=data.generator(0, 0, "init"))
+    assert torch.equal(draws[1], again)
+
+
+def test_float32_and_float64_see_the_same_points():
+    split = data.fold_split(0, 0)
+    as32, as64 = split.to("cpu", torch.float32), split.to("cpu", torch.float64)
+    assert torch.equal(as32.y_train.double(), as64.y_train)
+    assert torch.allclose(as32.x_train.double(), as64.x_train, atol=1e-7)

@@ -64,7 +64,9 @@ class BCELoss(Loss):
 
     Predictions and targets must lie in [0, 1] (put a Sigmoid before it)."""
 
-    EPSILON = 1e-12  # torch's floor on ŷ(1 − ŷ) in the backward
+    # torch's floor on ŷ(1 − ŷ) in the backward: its kernel's `constexpr float EPSILON = 1e-12`,
+    # i.e. 1e-12 rounded to float32 (in float64 the exact 1e-12 would differ from torch by 4e-9).
+    EPSILON = 9.999999960041972e-13
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self._store(prediction, target)

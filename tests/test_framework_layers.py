@@ -1,0 +1,266 @@
+"""Every layer and loss against its torch.nn counterpart: the forward values, and the hand-written
+backward (input and parameter gradients) against torch.autograd, in float64 to 1e-10, over random
+shapes and values and at the points where the derivative changes. Then the same backward against
+central differences, with no torch.autograd at all.
+
+One table pairs each framework op with its torch op; one parametrized check runs over it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import framework as fw
+
+F64 = torch.float64
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+# name: (framework layer, torch.nn layer), each built for input width d_in and output width d_out.
+LayerPair = Callable[[int, int], tuple[fw.Module, torch.nn.Module]]
+LAYERS: dict[str, LayerPair] = {
+    "linear": lambda i, o: (fw.Linear(i, o, dtype=F64), torch.nn.Linear(i, o, dtype=F64)),
+    "linear-bias_false": lambda i, o: (
+        fw.Linear(i, o, bias=False, dtype=F64),
+        torch.nn.Linear(i, o, bias=False, dtype=F64),
+    ),
+    "relu": lambda i, o: (fw.ReLU(), torch.nn.ReLU()),
+    "tanh": lambda i, o: (fw.Tanh(), torch.nn.Tanh()),
+    "sigmoid": lambda i, o: (fw.Sigmoid(), torch.nn.Sigmoid()),
+    "leaky_relu": lambda i, o: (fw.LeakyReLU(), torch.nn.LeakyReLU()),
+    "leaky_relu-slope0.2": lambda i, o: (fw.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
+    "leaky_relu-slope3": lambda i, o: (
+        fw.LeakyReLU(negative_slope=3.0),
+        torch.nn.LeakyReLU(negative_slope=3.0),
+    ),
+    "elu": lambda i, o: (fw.ELU(), torch.nn.ELU()),
+    "elu-alpha0.5": lambda i, o: (fw.ELU(0.5), torch.nn.ELU(0.5)),
+    "elu-alpha2.5": lambda i, o: (fw.ELU(alpha=2.5), torch.nn.ELU(alpha=2.5)),
+}
+ACTIVATIONS = [name for name in LAYERS if not name.startswith("linear")]
+
+# name: (framework criterion, torch.nn criterion)
+LOSSES: dict[str, Callable[[], tuple[fw.Loss, torch.nn.Module]]] = {
+    "mse-mean": lambda: (fw.MSELoss(), torch.nn.MSELoss()),
+    "mse-sum": lambda: (fw.MSELoss(reduction="sum"), torch.nn.MSELoss(reduction="sum")),
+    "bce-mean": lambda: (fw.BCELoss(), torch.nn.BCELoss()),
+    "bce-sum": lambda: (fw.BCELoss(reduction="sum"), torch.nn.BCELoss(reduction="sum")),
+}
+
+# Values: the kinks (0 and −0 exactly, and values closer to 0 than any step) come up often.
+KINKS = st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-16, -1e-16])
+REALS = st.one_of(KINKS, st.floats(-30, 30, allow_nan=False))
+# Probabilities: exactly 0 and 1, and the values next to them where BCE's clamps act.
+EDGES = st.sampled_from([0.0, 1.0, 5e-324, 1e-300, 1e-13, 1e-12, 1e-6, 1 - 1e-6, 1 - 2**-53])
+PROBABILITIES = st.one_of(EDGES, st.floats(0, 1))
+
+
+@st.composite
+def matrices(draw, elements, rows=None, cols=None) -> torch.Tensor:
+    """A float64 (rows, cols) tensor; rows and cols drawn in [1, 6] unless given."""
+    rows = rows or draw(st.integers(1, 6))
+    cols = cols or draw(st.integers(1, 6))
+    values = draw(st.lists(elements, min_size=rows * cols, max_size=rows * cols))
+    return torch.tensor(values, dtype=F64).reshape(rows, cols)
+
+
+@st.composite
+def prediction_target_pairs(draw, elements) -> tuple[torch.Tensor, torch.Tensor]:
+    prediction = draw(matrices(elements))
+    target = draw(matrices(elements, *prediction.shape))
+    return prediction, target
+
+
+def layer_pair(name: str, d_in: int, d_out: int) -> tuple[fw.Module, torch.nn.Module]:
+    """Our layer and torch's, torch's loaded with our (random) initial state."""
+    ours, theirs = LAYERS[name](d_in, d_out)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+def check_layer(parity, name: str, x: torch.Tensor, d_out: int, seed: int) -> None:
+    """Forward, input gradient and parameter gradients of our layer equal torch's."""
+    ours, theirs = layer_pair(name, x.shape[1], d_out)
+    y = ours(x)
+    grad_output = torch.randn(y.shape, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    grad_input = ours.backward(grad_output)
+
+    x_ref = x.clone().requires_grad_()
+    y_ref = theirs(x_ref)
+    y_ref.backward(grad_output)
+
+    parity.check(f"{name} forward", y, y_ref)
+    parity.check(f"{name} grad_input", grad_input, x_ref.grad)
+    torch_params = dict(theirs.named_parameters())
+    assert [n for n, _ in ours.named_parameters()] == list(torch_params)
+    for param_name, param in ours.named_parameters():
+        parity.check(f"{name} grad {param_name}", param.grad, torch_params[param_name].grad)
+
+
+def check_loss(parity, name: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+    """Loss value and dL/dprediction of our criterion equal torch's."""
+    ours, theirs = LOSSES[name]()
+    loss = ours(prediction, target)
+    grad = ours.backward()
+
+    prediction_ref = prediction.clone().requires_grad_()
+    loss_ref = theirs(prediction_ref, target)
+    loss_ref.backward()
+
+    assert loss.shape == () and loss.dtype == F64
+    parity.check(f"{name} loss", loss, loss_ref)
+    parity.check(f"{name} grad_prediction", grad, prediction_ref.grad)
+
+
+# -- against torch.autograd, random shapes and values ---------------------------------------------
+@pytest.mark.parametrize("name", LAYERS)
+@SETTINGS
+@given(x=matrices(REALS), d_out=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_layer_forward_and_backward_equal_torch(parity, name, x, d_out, seed):
+    check_layer(parity, name, x, d_out, seed)
+
+
+@pytest.mark.parametrize("name", [name for name in LOSSES if name.startswith("mse")])
+@SETTINGS
+@given(pair=prediction_target_pairs(REALS))
+def test_mse_loss_and_gradient_equal_torch(parity, name, pair):
+    check_loss(parity, name, *pair)
+
+
+@pytest.mark.parametrize("name", [name for name in LOSSES if name.startswith("bce")])
+@SETTINGS
+@given(pair=prediction_target_pairs(PROBABILITIES))
+def test_bce_loss_and_gradient_equal_torch(parity, name, pair):
+    check_loss(parity, name, *pair)
+
+
+# -- against torch.autograd, exactly at the kinks -------------------------------------------------
+KINK_INPUT = torch.tensor(
+    [
+        [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300],
+        [1e-16, -1e-16, 1.0, -1.0, 40.0, -40.0],
+    ],
+    dtype=F64,
+)
+# d activation / dx at exactly 0, as torch.autograd defines it.
+DERIVATIVE_AT_ZERO = {
+    "relu": 0.0,
+    "leaky_relu": 0.01,
+    "leaky_relu-slope0.2": 0.2,
+    "leaky_relu-slope3": 3.0,
+    "elu": 1.0,
+    "elu-alpha0.5": 0.5,
+    "elu-alpha2.5": 2.5,
+    "tanh": 1.0,
+    "sigmoid": 0.25,
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_at_kinks_equals_torch(parity, name):
+    check_layer(parity, name, KINK_INPUT, d_out=1, seed=0)
+    layer, _ = layer_pair(name, 6, 1)
+    layer(KINK_INPUT)
+    derivative = layer.backward(torch.ones_like(KINK_INPUT))
+    assert derivative[0, 0].item() == DERIVATIVE_AT_ZERO[name]
+    assert derivative[0, 1].item() == DERIVATIVE_AT_ZERO[name]  # -0.0 too
+
+
+BCE_PREDICTIONS = [
+    0.0,
+    5e-324,
+    1e-300,
+    1e-13,
+    1e-12,
+    1e-6,
+    0.5,
+    1 - 1e-6,
+    1 - 1e-12,
+    1 - 2**-53,
+    1.0,
+]
+BCE_TARGETS = [0.0, 0.25, 1.0]
+
+
+@pytest.mark.parametrize("name", [name for name in LOSSES if name.startswith("bce")])
+def test_bce_at_and_near_0_and_1_equals_torch(parity, name):
+    predictions = torch.tensor(BCE_PREDICTIONS, dtype=F64)
+    targets = torch.tensor(BCE_TARGETS, dtype=F64)
+    # Every prediction against every target, as a (P·T, 1) column.
+    prediction = predictions.repeat_interleave(len(BCE_TARGETS)).unsqueeze(1)
+    target = targets.repeat(len(BCE_PREDICTIONS)).unsqueeze(1)
+    check_loss(parity, name, prediction, target)
+    loss, _ = LOSSES[name]()
+    assert math.isfinite(loss(prediction, target).item())  # log clamped at −100: never inf
+    assert torch.isfinite(loss.backward()).all()
+
+
+# -- against central differences: no torch.autograd -----------------------------------------------
+def central_difference(f: Callable[[], float], tensor: torch.Tensor, h: float = 1e-6):
+    """dF/dtensor by (F(t + h) − F(t − h)) / 2h, one entry at a time (tensor changed in place)."""
+    flat = tensor.view(-1)
+    grad = torch.empty_like(flat)
+    for i in range(flat.numel()):
+        original = flat[i].item()
+        flat[i] = original + h
+        up = f()
+        flat[i] = original - h
+        down = f()
+        flat[i] = original
+        grad[i] = (up - down) / (2 * h)
+    return grad.view_as(tensor)
+
+
+def away_from_kinks(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Random values with 0.05 <= |x| <= 3, so x ± h never crosses a kink."""
+    magnitude = torch.empty(shape, dtype=F64).uniform_(0.05, 3, generator=generator)
+    sign = torch.randint(0, 2, shape, generator=generator).to(F64) * 2 - 1
+    return magnitude * sign
+
+
+FD_TOLERANCE = {"atol": 1e-7, "rtol": 1e-6}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_backward_equals_central_differences(name):
+    generator = torch.Generator().manual_seed(1)
+    layer = LAYERS[name](4, 3)[0]
+    x = away_from_kinks((5, 4), generator)
+    y = layer(x)
+    grad_output = torch.randn(y.shape, dtype=F64, generator=generator)
+    grad_input = layer.backward(grad_output)
+
+    def objective() -> float:  # L = Σ y ⊙ g, so dL/dy = g
+        return (layer(x) * grad_output).sum().item()
+
+    torch.testing.assert_close(grad_input, central_difference(objective, x), **FD_TOLERANCE)
+    for param_name, param in layer.named_parameters():
+        numeric = central_difference(objective, param.data)
+        torch.testing.assert_close(param.grad, numeric, **FD_TOLERANCE, msg=param_name)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_backward_equals_central_differences(name):
+    generator = torch.Generator().manual_seed(2)
+    criterion = LOSSES[name]()[0]
+    if name.startswith("bce"):  # inside (0, 1), away from the clamps
+        prediction = torch.empty(6, 2, dtype=F64).uniform_(0.05, 0.95, generator=generator)
+        target = torch.rand(6, 2, dtype=F64, generator=generator).round()
+    else:
+        prediction = torch.randn(6, 2, dtype=F64, generator=generator)
+        target = torch.randn(6, 2, dtype=F64, generator=generator)
+    criterion(prediction, target)
+    grad = criterion.backward()
+    numeric = central_difference(lambda: criterion(prediction, target).item(), prediction)
+    torch.testing.assert_close(grad, numeric, **FD_TOLERANCE)

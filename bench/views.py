@@ -248,13 +248,41 @@ def expected_configs(name: str) -> list[dict[str, str]]:
     return combos
 
 
-def missing_configs(df: pd.DataFrame, name: str) -> list[dict[str, str]]:
-    """The expected configurations of an experiment with no fold reaching its final epoch."""
+def missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], str]]:
+    """The expected configurations of an experiment with no fold reaching its final epoch, each
+    with why: ``'failed'`` (its job failed), ``'diverged'`` (every fold diverged) or ``'not run'``.
+    """
     curves, _ = curve_rows(df, name)
     swept = list(EXPERIMENTS[name].swept)
-    done = final_rows(curves, swept)[swept].drop_duplicates()
-    have = {tuple(r) for r in done.astype(str).itertuples(index=False)}
-    return [c for c in expected_configs(name) if tuple(c[k] for k in swept) not in have]
+    rows = experiment_rows(df, name)
+
+    def present(frame: pd.DataFrame) -> set[tuple[str, ...]]:
+        return {tuple(r) for r in frame[swept].drop_duplicates().astype(str).itertuples(False)}
+
+    done = present(final_rows(curves, swept))
+    started = present(curves)
+    failed = present(rows[rows["status"] == "failed"])
+    out = []
+    for config in expected_configs(name):
+        key = tuple(config[k] for k in swept)
+        if key in done:
+            continue
+        reason = "failed" if key in failed else "diverged" if key in started else "not run"
+        out.append((config, reason))
+    return out
+
+
+def diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """One note per configuration with diverged folds: how many, out of how many."""
+    units = diverged_units(curves, keys)
+    notes = []
+    for config, group in units.groupby(list(keys), sort=False):
+        bad = int(group["diverged"].sum())
+        if bad:
+            values = config if isinstance(config, tuple) else (config,)
+            name = ", ".join(label(v) for v in values)
+            notes.append(f"{name}: {bad} of {len(group)} folds diverged")
+    return notes
 
 
 def describe_config(config: dict[str, str]) -> str:

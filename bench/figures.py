@@ -1,0 +1,442 @@
+"""Figures 2–5 and the initializer figure, drawn with seaborn from the results DataFrame alone.
+
+Each figure is written as PNG (for the README) and SVG (for papers), byte-identical across runs on
+the same results: Agg only, a fixed SVG hash salt, no date and no software version in the metadata.
+An experiment without results still gets its files: a figure that says what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from bench import views
+from bench.views import COLUMN_TITLES, EXPERIMENTS, label
+
+matplotlib.use("Agg")  # headless everywhere; figures are built with the OO API, never pyplot
+
+PALETTE = sns.color_palette("colorblind")
+COLOUR_INDEX: dict[str, dict[str, int]] = {
+    "framework": {"custom": 0, "torch": 1},
+    "dtype": {"float32": 4, "float64": 2},
+}
+"""Fixed colour per level, so a level keeps its colour when others are missing."""
+
+RC: dict[str, object] = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("paper", font_scale=1.2),
+    "font.family": "DejaVu Sans",
+    "svg.fonttype": "path",
+    "svg.hashsalt": "ee559-report",
+    "legend.framealpha": 0.9,
+}
+PNG_DPI = 150
+PNG_METADATA: dict[str, str | None] = {"Software": None}
+SVG_METADATA: dict[str, str | None] = {"Date": None, "Creator": "bench.figures (matplotlib)"}
+REASONS = {"failed": "job failed", "diverged": "every fold diverged", "not run": "not run"}
+ZOOM_FRACTION = 0.2
+"""Panel (b) of a zoomed figure shows the last fifth of the epochs."""
+
+
+@dataclass
+class FigureResult:
+    """One written figure: its file stem, caption for the README and notes on missing data."""
+
+    stem: str
+    title: str
+    what: str
+    caption: str
+    available: bool
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def _palette(column: str, levels: list[str]) -> dict[str, tuple[float, float, float]]:
+    index = COLOUR_INDEX.get(column) or {v: i for i, v in enumerate(views.LEVELS.get(column, ()))}
+    spare = len(index)
+    colours = {}
+    for level in levels:
+        if level not in index:
+            index = {**index, level: spare}
+            spare += 1
+        colours[label(level)] = PALETTE[index[level] % len(PALETTE)]
+    return colours
+
+
+def _fold_count(data: pd.DataFrame, column: str) -> str:
+    counts = data.groupby(column)[["seed", "fold"]].apply(lambda g: len(g.drop_duplicates()))
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{hi} folds" if lo == hi else f"{lo}–{hi} folds"
+
+
+def _zoom_window(data: pd.DataFrame) -> tuple[int, int]:
+    last = int(data["epoch"].max())
+    span = max(2, round(last * ZOOM_FRACTION))
+    return max(last - span, 0), last
+
+
+def _band_limits(data: pd.DataFrame, column: str, y: str) -> tuple[float, float]:
+    stats = data.groupby([column, "epoch"])[y].agg(["mean", "std"]).fillna({"std": 0.0})
+    lo = float((stats["mean"] - stats["std"]).min())
+    hi = float((stats["mean"] + stats["std"]).max())
+    pad = max((hi - lo) * 0.08, 0.002)
+    return max(lo - pad, 0.0), min(hi + pad, 1.0)
+
+
+def _curve_panel(
+    ax: Axes,
+    data: pd.DataFrame,
+    column: str,
+    y: str,
+    *,
+    title: str,
+    ylabel: str,
+    legend: bool = True,
+    zoom: bool = False,
+    percent: bool = True,
+) -> None:
+    """Mean ± 1 sd over folds of ``y`` per epoch, one line per level of ``column`` (linear y,
+    from 0 unless zoomed; as a percentage when ``percent``)."""
+    levels = views.level_order(column, data[column].unique())
+    if zoom:
+        start, last = _zoom_window(data)
+        data = data[data["epoch"] >= start]
+    names = {v: label(v) for v in levels}
+    if "lr" in data.columns and data["lr"].nunique() > 1:  # e.g. per-optimizer learning rates
+        lrs = data.groupby(column)["lr"].unique()
+        names = {
+            v: f"{label(v)} (lr {lrs[v][0]:g})" if len(lrs[v]) == 1 else label(v) for v in levels
+        }
+    order = [names[v] for v in levels]
+    plot = data.assign(_hue=data[column].map(names))
+    sns.lineplot(
+        data=plot,
+        x="epoch",
+        y=y,
+        hue="_hue",
+        hue_order=order,
+        style="_hue",
+        style_order=order,
+        palette=dict(zip(order, _palette(column, levels).values(), strict=True)),
+        errorbar="sd",
+        linewidth=1.6,
+        ax=ax,
+        legend=legend,
+    )
+    ax.set_title(title)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    if zoom:
+        ax.set_xlim(start, last)
+        limits = _band_limits(plot, "_hue", y)
+        if all(math.isfinite(v) for v in limits):
+            ax.set_ylim(*limits)
+    else:
+        ax.set_xlim(0, int(data["epoch"].max()))
+        ax.set_ylim(bottom=0.0)
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, labels, title=COLUMN_TITLES.get(column, column), loc="best")
+
+
+def _placeholder(title: str, message: str) -> Figure:
+    fig = Figure(figsize=(7.0, 2.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.62, title, ha="center", va="center", fontsize=13, weight="bold")
+    ax.text(0.5, 0.3, message, ha="center", va="center", fontsize=11, color="#a0322d")
+    return fig
+
+
+def _suptitle(fig: Figure, title: str, notes: list[str]) -> None:
+    width = int(fig.get_figwidth() * 11)  # characters per line at this font size
+    text = "\n".join([title, *textwrap.wrap("; ".join(notes), width)])
+    fig.suptitle(text, fontsize=12)
+
+
+def _held_fixed(data: pd.DataFrame, swept: tuple[str, ...]) -> str:
+    formats = {"loss": "{} loss", "init": "{} init"}
+    parts = []
+    for col in views.CONFIG_COLUMNS:
+        values = views.level_order(col, data[col].unique())
+        if col not in swept and len(values) == 1:
+            parts.append(formats.get(col, "{}").format(label(values[0])))
+    for col, fmt in (
+        ("lr", "lr {:g}"),
+        ("batch_size", "batch size {:g}"),
+        ("epochs", "{:g} epochs"),
+    ):
+        values = sorted(data[col].dropna().unique()) if col in data.columns else []
+        if len(values) == 1:
+            parts.append(fmt.format(values[0]))
+    return ", ".join(parts)
+
+
+def _missing_notes(df: pd.DataFrame, name: str, data: pd.DataFrame) -> list[str]:
+    by_reason: dict[str, list[str]] = {}
+    for config, reason in views.missing_configs(df, name):
+        by_reason.setdefault(reason, []).append(views.describe_config(config))
+    notes = [f"{REASONS[reason]}: {'; '.join(names)}" for reason, names in by_reason.items()]
+    return notes + views.diverged_notes(data, list(EXPERIMENTS[name].swept))
+
+
+Drawer = Callable[[pd.DataFrame, pd.DataFrame, list[str]], tuple[Figure, str]]
+
+
+def _draw_fig2(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    _curve_panel(ax, data, "activation", "test_error", title="", ylabel="Test error rate")
+    ax.set_title(f"Mean ± 1 sd over {_fold_count(data, 'activation')}", fontsize=10)
+    _suptitle(fig, "Figure 2: test error per activation function", notes)
+    return fig, "Test error rate per epoch for each activation function"
+
+
+def _draw_zoomed(
+    column: str, title: str
+) -> Callable[[pd.DataFrame, pd.DataFrame, list[str]], tuple[Figure, str]]:
+    def draw(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+        fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+        a, b = fig.subplots(1, 2)
+        folds = _fold_count(data, column)
+        _curve_panel(a, data, column, "test_error", title="(a) All epochs", ylabel="Test error")
+        start, last = _zoom_window(data)
+        _curve_panel(
+            b,
+            data,
+            column,
+            "test_error",
+            title=f"(b) Epochs {start}–{last} (zoom)",
+            ylabel="Test error",
+            legend=False,
+            zoom=True,
+        )
+        _suptitle(fig, f"{title} (mean ± 1 sd over {folds})", notes)
+        return fig, "Test error rate per epoch: (a) all epochs, (b) zoomed on the last epochs"
+
+    return draw
+
+
+def _draw_fig4(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    a, b = fig.subplots(1, 2)
+    folds = _fold_count(data, "loss")
+    _curve_panel(a, data, "loss", "test_error", title="(a) Test error", ylabel="Test error")
+    _curve_panel(
+        b,
+        data,
+        "loss",
+        "train_loss",
+        title="(b) Training loss (MSE and BCE: not the same scale)",
+        ylabel="Training loss",
+        legend=False,
+        percent=False,
+    )
+    _suptitle(fig, f"Figure 4: MSE against BCE loss (mean ± 1 sd over {folds})", notes)
+    return fig, (
+        "(a) test error rate per epoch and (b) training loss per epoch for MSE and BCE; "
+        "the two losses are on different scales, so compare their shapes, not their levels"
+    )
+
+
+def _difference_panel(ax: Axes, diffs: pd.DataFrame) -> None:
+    """|custom − torch| train loss per fold and epoch (dots) and its maximum over folds (line),
+    log y; exact zeros are drawn on a dotted floor line and counted in the legend."""
+    positive = diffs.loc[diffs["abs_diff"] > 0, "abs_diff"]
+    exponent = math.floor(math.log10(positive.min())) - 1 if len(positive) else -17
+    floor = 10.0**exponent
+    top = math.ceil(math.log10(positive.max())) if len(positive) else exponent + 1
+    dtypes = views.level_order("dtype", diffs["dtype"].unique())
+    palette = _palette("dtype", dtypes)
+    order = [label(d) for d in dtypes]
+    plot = diffs.assign(shown=diffs["abs_diff"].clip(lower=floor), _hue=diffs["dtype"].map(label))
+    sns.scatterplot(
+        data=plot,
+        x="epoch",
+        y="shown",
+        hue="_hue",
+        hue_order=order,
+        palette=palette,
+        s=7,
+        alpha=0.35,
+        linewidth=0,
+        legend=False,
+        ax=ax,
+    )
+    worst = plot.groupby(["_hue", "epoch"], as_index=False)["shown"].max()
+    sns.lineplot(
+        data=worst,
+        x="epoch",
+        y="shown",
+        hue="_hue",
+        hue_order=order,
+        palette=palette,
+        linewidth=1.8,
+        legend=False,
+        ax=ax,
+    )
+    ax.set_yscale("log")
+    # two decades below the floor for the zeros' count, some above the data for the legend
+    ax.set_ylim(floor / 100.0, 10.0 ** (top + max(2, (top - exponent) // 3)))
+    ax.set_xlim(0, int(plot["epoch"].max()))
+    ax.axhline(floor, color="0.35", linestyle=":", linewidth=1.2)
+    handles = [
+        Line2D([], [], color=palette[o], linewidth=1.8, label=f"{o}: max over folds") for o in order
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=palette[o],
+            marker="o",
+            markersize=3,
+            linestyle="",
+            alpha=0.6,
+            label=f"{o}: one fold",
+        )
+        for o in order
+    ]
+    zero = diffs["abs_diff"] == 0
+    zeros = []
+    for d in dtypes:
+        mine = zero[diffs["dtype"] == d]
+        zeros.append(f"{label(d)} {int(mine.sum())}/{len(mine)}")
+    zero_label = f"exactly 0, drawn on the dotted line at $10^{{{exponent}}}$: " + ", ".join(zeros)
+    ax.text(
+        0.99,
+        floor / 10.0,
+        zero_label,
+        transform=ax.get_yaxis_transform(),
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        color="0.25",
+    )
+    ax.legend(handles=handles, loc="upper left", ncol=2, fontsize=7.5, columnspacing=1.0)
+    identical = [
+        label(d) for d in dtypes if (diffs.loc[diffs["dtype"] == d, "abs_diff"] == 0).all()
+    ]
+    if identical:
+        ax.text(
+            0.5,
+            0.4,
+            f"{' and '.join(identical)}: every difference is exactly 0\n(bit-identical losses)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="0.2",
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6"},
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("(c) |custom − torch| training loss, per fold")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("|Δ training loss| (log scale)")
+
+
+def _draw_fig5(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    fig = Figure(figsize=(15.5, 4.6), layout="constrained")
+    a, b, c = fig.subplots(1, 3)
+    curves, _ = views.curve_rows(df, "fig5_frameworks", pin={"dtype": "float32"})
+    dtype = views.level_order("dtype", curves["dtype"].unique())
+    which = label(dtype[0]) if dtype else "?"
+    folds = _fold_count(curves, "framework")
+    _curve_panel(
+        a, curves, "framework", "test_error", title=f"(a) All epochs, {which}", ylabel="Test error"
+    )
+    start, last = _zoom_window(curves)
+    _curve_panel(
+        b,
+        curves,
+        "framework",
+        "test_error",
+        title=f"(b) Epochs {start}–{last} (zoom), {which}",
+        ylabel="Test error",
+        legend=False,
+        zoom=True,
+    )
+    diffs = views.framework_differences(df)
+    if diffs.empty:
+        c.axis("off")
+        c.text(0.5, 0.5, "(c) not drawn: needs both frameworks", ha="center", color="#a0322d")
+    else:
+        _difference_panel(c, diffs)
+    title = f"Figure 5: custom framework against torch.nn (mean ± 1 sd over {folds})"
+    _suptitle(fig, title, notes)
+    return fig, (
+        f"(a) test error per epoch, (b) zoomed on the last epochs ({which}); "
+        "(c) beyond the paper: |custom − torch| of the training loss per fold and epoch "
+        "(dots: folds, line: the largest over folds), float32 and float64, from identical initial "
+        "weights, data and batch order"
+    )
+
+
+FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
+    ("fig2_activations", "fig2_activations", "Figure 2", _draw_fig2),
+    (
+        "fig3_optimizers",
+        "fig3_optimizers",
+        "Figure 3",
+        _draw_zoomed("optimizer", "Figure 3: test error per optimizer"),
+    ),
+    ("fig4_losses", "fig4_losses", "Figure 4", _draw_fig4),
+    ("fig5_frameworks", "fig5_frameworks", "Figure 5", _draw_fig5),
+    (
+        "initializers",
+        "fig_initializers",
+        "Initializer figure",
+        _draw_zoomed("init", "Weight initializers (not shown in the paper): test error per epoch"),
+    ),
+)
+"""(experiment, file stem, title, drawer) for every figure of the report."""
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
+    fig.set_layout_engine("none")  # keep the layout just computed: the SVG needs no second pass
+    fig.savefig(svg, metadata=SVG_METADATA)
+    return [png, svg]
+
+
+def build_figure(df: pd.DataFrame, experiment: str, out_dir: Path) -> FigureResult:
+    """Draw and write one figure (PNG + SVG) of a prepared results frame (`views.prepare`)."""
+    _, stem, title, draw = next(f for f in FIGURES if f[0] == experiment)
+    data, pinned = views.curve_rows(df, experiment)
+    what = EXPERIMENTS[experiment].what
+    with matplotlib.rc_context(RC):
+        if data.empty:
+            message = f"no results for experiment '{experiment}'"
+            fig = _placeholder(f"{title}: not drawn", message)
+            result = FigureResult(stem, title, what, message, available=False, notes=[message])
+        else:
+            notes = _missing_notes(df, experiment, data) + pinned
+            fig, caption = draw(df, data, notes)
+            held = _held_fixed(data, EXPERIMENTS[experiment].swept)
+            caption = f"{caption}. Held fixed: {held}." if held else f"{caption}."
+            result = FigureResult(stem, title, what, caption, available=True, notes=notes)
+        result.files = _save(fig, out_dir, stem)
+    return result
+
+
+def build_figures(df: pd.DataFrame, out_dir: Path) -> list[FigureResult]:
+    """Draw and write every figure of the report into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [build_figure(df, experiment, out_dir) for experiment, *_ in FIGURES]
+
+
+__all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures"]

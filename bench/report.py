@@ -1,0 +1,260 @@
+"""Build the whole report (figures, tables, claims, README.md) from the results DataFrame.
+
+    python -m bench.report [--results reports/results.parquet] [--out reports]
+
+Reads only the results file (Parquet, or CSV by extension) and, if present, the speed benchmark's
+``OUT/benchmarks/summary.md`` and ``ratio.png``. The output depends on nothing else (no clock, no
+paths), so two runs on the same results write byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench import claims, figures, tables, views
+from bench.views import EXPERIMENTS
+
+PROVENANCE: tuple[tuple[str, str], ...] = (
+    ("git_commit", "git commit"),
+    ("torch_version", "torch"),
+    ("python_version", "python"),
+    ("threads", "threads (torch.set_num_threads)"),
+    ("device", "device"),
+)
+
+
+@dataclass
+class Report:
+    """What one build wrote: figures, tables, claims and every file path."""
+
+    figures: list[figures.FigureResult]
+    tables: tables.Tables
+    claims: list[claims.Claim]
+    files: list[Path]
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """The results file as a DataFrame: Parquet, or CSV when the name ends in ``.csv``."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def _unique(df: pd.DataFrame, column: str) -> str:
+    if column not in df.columns:
+        return "not recorded"
+    values = sorted({_text(v) for v in df[column].dropna().unique()})
+    return ", ".join(values) if values else "not recorded"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _provenance(df: pd.DataFrame) -> str:
+    rows = [(name, _unique(df, col)) for col, name in PROVENANCE]
+    body = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return "| what | value |\n|:--|:--|\n" + body
+
+
+def _jobs(rows: pd.DataFrame) -> pd.Series:
+    if "job" in rows.columns and rows["job"].notna().all():
+        return rows["job"].astype(str)
+    return rows[list(views.CONFIG_COLUMNS)].astype(str).agg(",".join, axis=1)
+
+
+def _configuration(df: pd.DataFrame) -> str:
+    lines = [
+        "| experiment | jobs | failed jobs | folds | epochs | batch size | lr | rows |",
+        "|:--|--:|--:|--:|--:|--:|:--|--:|",
+    ]
+    for name in EXPERIMENTS:
+        rows = views.experiment_rows(df, name)
+        if rows.empty:
+            lines.append(f"| {name} | 0 | — | — | — | — | — | 0 |")
+            continue
+        jobs = _jobs(rows)
+        failed = jobs[rows["status"] == "failed"].nunique()
+        curves = rows[rows["fold"].notna()]
+        folds = len(curves[["seed", "fold"]].drop_duplicates())
+        epochs = "—" if curves.empty else str(int(curves["epoch"].max()))
+        lines.append(
+            f"| {name} | {jobs.nunique()} | {failed} | {folds} | {epochs} | "
+            f"{_unique(rows, 'batch_size')} | {_unique(rows, 'lr')} | {len(rows)} |"
+        )
+    return "\n".join(lines)
+
+
+def _missing(df: pd.DataFrame) -> list[str]:
+    out = []
+    for name, exp in EXPERIMENTS.items():
+        if views.experiment_rows(df, name).empty:
+            out.append(f"- `{name}` ({exp.figure}, {exp.what}): not in the results (not run).")
+            continue
+        for config, why in views.missing_configs(df, name):
+            if why != "failed":  # failed jobs are listed below, with their error
+                why = figures.REASONS[why]
+                out.append(f"- `{name}`: {views.describe_config(config)}: {why}.")
+        curves, _ = views.curve_rows(df, name)
+        out += [f"- `{name}`: {note}." for note in views.diverged_notes(curves, exp.swept)]
+    for row in views.failed_jobs(df).itertuples(index=False):
+        error = tables.cell(getattr(row, "error", "") or "no error message", 200)
+        job = getattr(row, "job", None) or ""
+        error = error.replace("`", "'")
+        out.append(f"- failed job `{row.experiment}` {job}: `{error}`")
+    unknown = sorted(set(df["experiment"].dropna()) - set(EXPERIMENTS))
+    for name in unknown:
+        n = int((df["experiment"] == name).sum())
+        out.append(f"- `{name}`: not an experiment this report knows; its {n} rows are ignored.")
+    return out
+
+
+def _figure_section(fig: figures.FigureResult) -> str:
+    png, svg = (p.name for p in fig.files)
+    lines = [f"### {fig.title}: {fig.what}", "", f"![{fig.title}]({png})", ""]
+    if fig.available:
+        lines.append(f"{fig.caption} Vector version: [{svg}]({svg}).")
+    else:
+        lines.append(f"**Not drawn: {fig.caption}.**")
+    lines += [f"\n> Note: {note}." for note in fig.notes if fig.available]
+    return "\n".join(lines)
+
+
+def speed_section(out_dir: Path) -> str | None:
+    """The "Speed (pytest-benchmark)" section: OUT/benchmarks/summary.md verbatim, ratio.png
+    embedded; None when the speed benchmark has not written its summary."""
+    bench_dir = out_dir / "benchmarks"
+    summary = bench_dir / "summary.md"
+    if not summary.is_file():
+        return None
+    parts = ["## Speed (pytest-benchmark)", "", summary.read_text(encoding="utf-8").rstrip()]
+    if (bench_dir / "ratio.png").is_file():
+        parts += ["", "![custom / torch time ratio](benchmarks/ratio.png)"]
+    return "\n".join(parts)
+
+
+def readme(
+    df: pd.DataFrame,
+    figs: list[figures.FigureResult],
+    tabs: tables.Tables,
+    verdicts: list[claims.Claim],
+    out_dir: Path,
+    results_name: str,
+) -> str:
+    """The text of ``README.md`` for one build."""
+    missing = _missing(df)
+    counts = {
+        s: sum(c.status.startswith(s) for c in verdicts)
+        for s in (claims.SUPPORTED, claims.NOT_SUPPORTED, claims.NOT_EVALUATED)
+    }
+    sections = [
+        '# Results: reproducing "Deep Learning framework implemented with Python" (EE-559)',
+        f"Generated by `python -m bench.report` (`make report`) from `{results_name}` "
+        f"({len(df)} rows); do not edit by hand: every figure, table and verdict below is "
+        "computed from that file.",
+        "## What produced these results",
+        _provenance(df),
+        _configuration(df),
+        "## Missing or partial results",
+        "\n".join(missing)
+        if missing
+        else "Nothing missing: every expected configuration "
+        "has finished folds, no job failed and no fold diverged.",
+        "## The paper's claims, checked",
+        "Each line is decided by the stated rule from this run's numbers ("
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + "). Errors are fractions: 0.100 is 10%.",
+        claims.claims_markdown(verdicts),
+        "## Figures",
+        "Mean over folds with a ±1 sd band; vector versions (SVG) beside each PNG.",
+        *(_figure_section(f) for f in figs),
+        "## Table III: framework performances",
+        "`fig5_frameworks`, float32, last epoch: accuracy = 1 − error, time = cumulative "
+        "training seconds; mean ± sd over folds, the paper's row beside each "
+        "([CSV](table3.csv), [LaTeX](table3.tex)).",
+        tabs.table3_md,
+        '## How equivalent is "equivalent"?',
+        "Custom framework against torch.nn from identical initial weights, data and batch "
+        "order: |custom − torch| of the training loss over folds and epochs "
+        "([CSV](equivalence.csv)); see Figure 5 (c).",
+        tabs.equivalence_md,
+        "## Final errors per experiment",
+        "Mean ± sd over the folds that reached the final epoch ([CSV](summary.csv)).",
+        tabs.summary_md.rstrip(),
+    ]
+    speed = speed_section(out_dir)
+    if speed:
+        sections.append(speed)
+    return "\n\n".join(sections) + "\n"
+
+
+def build_report(
+    results: pd.DataFrame, out_dir: Path, results_name: str = "results.parquet"
+) -> Report:
+    """Write every figure, table, ``claims.csv`` and ``README.md`` of ``results`` to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = views.prepare(results)
+    figs = figures.build_figures(df, out_dir)
+    tabs = tables.build_tables(df, out_dir)
+    verdicts = claims.evaluate_claims(df)
+    claims_csv = out_dir / "claims.csv"
+    claims_csv.write_text(
+        claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n"), encoding="utf-8"
+    )
+    readme_path = out_dir / "README.md"
+    readme_path.write_text(
+        readme(df, figs, tabs, verdicts, out_dir, results_name), encoding="utf-8"
+    )
+    files = [p for f in figs for p in f.files] + tabs.files + [claims_csv, readme_path]
+    return Report(figs, tabs, verdicts, files)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (2 when the results cannot be read)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description="Build figures, tables and README.md from the results DataFrame.",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("reports/results.parquet"),
+        help="results file written by bench.collect (.parquet, or .csv)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="directory to write the report into"
+    )
+    args = parser.parse_args(argv)
+    if not args.results.is_file():
+        print(
+            f"bench.report: error: results file not found: {args.results} "
+            "(run the sweep, then `python -m bench.collect`)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = build_report(read_results(args.results), args.out, args.results.name)
+    except (ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"bench.report: error: {args.results}: {message}", file=sys.stderr)
+        return 2
+    drawn = sum(f.available for f in report.figures)
+    verdicts = ", ".join(f"{c.key} {c.status}" for c in report.claims)
+    print(
+        f"bench.report: wrote {len(report.files)} files to {args.out} "
+        f"({drawn}/{len(report.figures)} figures drawn); claims: {verdicts}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Table III, the per-experiment summary and the custom-vs-torch equivalence table.
+
+Every number is a pandas groupby/agg over the final-epoch rows of `bench.views`; sd is the sample
+standard deviation over folds (ddof=1). Tables are written as Markdown (tabulate, through
+``DataFrame.to_markdown``), CSV at full precision and, for Table III, LaTeX.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench import views
+from bench.views import COLUMN_TITLES, EXPERIMENTS, LEVELS, label
+
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    "custom": {"train_acc": 0.972, "test_acc": 0.947, "time_s": 2.012},
+    "torch": {"train_acc": 0.991, "test_acc": 0.949, "time_s": 1.614},
+}
+"""Table III of the report being reproduced (no spread given)."""
+
+TABLE3_DTYPE = "float32"
+EQUIVALENCE_COLUMNS = [
+    "dtype",
+    "n_folds",
+    "last_epoch",
+    "max_abs_diff_epoch1",
+    "median_abs_diff_last",
+    "max_abs_diff_last",
+    "max_abs_diff_any",
+    "n_zero",
+    "n_pairs",
+    "max_abs_diff_test_last",
+]
+MISSING = "—"
+
+
+@dataclass
+class Tables:
+    """The report's tables, as data and as Markdown, and the files they were written to."""
+
+    table3: pd.DataFrame
+    table3_md: str
+    summary: pd.DataFrame
+    summary_md: str
+    equivalence: pd.DataFrame
+    equivalence_md: str
+    files: list[Path]
+
+
+def pm(mean: float, sd: float, digits: int = 3) -> str:
+    """``'0.972 ± 0.004'``; the mean alone when sd is undefined; ``'—'`` when there is no mean."""
+    if mean is None or pd.isna(mean):
+        return MISSING
+    if sd is None or pd.isna(sd):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _sci(value: float) -> str:
+    return MISSING if pd.isna(value) else "0" if value == 0 else f"{value:.2e}"
+
+
+def cell(text: object, limit: int = 80) -> str:
+    """One Markdown table cell: first line only, pipes escaped, at most ``limit`` characters."""
+    lines = str(text).strip().splitlines() or [""]
+    first = lines[0] if len(lines[0]) <= limit else lines[0][: limit - 1] + "…"
+    return first.replace("|", "\\|")
+
+
+def _stats(final: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return final.groupby(keys, dropna=False).agg(
+        final_epoch=("final_epoch", "first"),
+        n_final=("test_error", "size"),
+        train_error_mean=("train_error", "mean"),
+        train_error_sd=("train_error", "std"),
+        test_error_mean=("test_error", "mean"),
+        test_error_sd=("test_error", "std"),
+        train_seconds_mean=("train_seconds", "mean"),
+        train_seconds_sd=("train_seconds", "std"),
+    )
+
+
+def table3(df: pd.DataFrame) -> pd.DataFrame:
+    """Table III from ``fig5_frameworks``, float32, last epoch, with the paper's row beside each.
+
+    accuracy = 1 − error, time = ``train_seconds`` at the last epoch; mean and sd over folds.
+    Columns: framework, source ('this run' | 'paper'), n_folds, then mean and sd of train_acc,
+    test_acc and time_s. A framework without results keeps its row, with NaN and n_folds 0.
+    """
+    curves, _ = views.curve_rows(df, "fig5_frameworks")
+    curves = curves[curves["dtype"] == TABLE3_DTYPE]
+    final = views.final_rows(curves, ["framework"])
+    final = final.assign(
+        train_acc=1.0 - final["train_error"],
+        test_acc=1.0 - final["test_error"],
+        time_s=final["train_seconds"],
+    )
+    stats = final.groupby("framework").agg(
+        n_folds=("test_acc", "size"),
+        train_acc_mean=("train_acc", "mean"),
+        train_acc_sd=("train_acc", "std"),
+        test_acc_mean=("test_acc", "mean"),
+        test_acc_sd=("test_acc", "std"),
+        time_s_mean=("time_s", "mean"),
+        time_s_sd=("time_s", "std"),
+    )
+    rows = []
+    for fw, paper in PAPER_TABLE3.items():
+        ours = stats.loc[fw].to_dict() if fw in stats.index else {"n_folds": 0}
+        rows.append({"framework": fw, "source": "this run", **ours})
+        rows.append(
+            {"framework": fw, "source": "paper", **{f"{k}_mean": v for k, v in paper.items()}}
+        )
+    out = pd.DataFrame(rows)
+    out["n_folds"] = out["n_folds"].astype("Int64")
+    cols = ["framework", "source", "n_folds"]
+    cols += [f"{m}_{s}" for m in ("train_acc", "test_acc", "time_s") for s in ("mean", "sd")]
+    return out.reindex(columns=cols)
+
+
+def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
+    def fmt(row: pd.Series, metric: str) -> str:
+        return pm(row[f"{metric}_mean"], row[f"{metric}_sd"]).replace("±", plus_minus)
+
+    return pd.DataFrame(
+        {
+            "Framework": [label(f) for f in t["framework"]],
+            "Source": ["this run" if s == "this run" else "paper (Table III)" for s in t["source"]],
+            "Train accuracy": [fmt(r, "train_acc") for _, r in t.iterrows()],
+            "Test accuracy": [fmt(r, "test_acc") for _, r in t.iterrows()],
+            "Time (s)": [fmt(r, "time_s") for _, r in t.iterrows()],
+            "Folds": [
+                MISSING if s == "paper" else str(n)
+                for s, n in zip(t["source"], t["n_folds"], strict=True)
+            ],
+        }
+    )
+
+
+def table3_markdown(t: pd.DataFrame) -> str:
+    """Table III as a Markdown table (mean ± sd over folds)."""
+    shown = _table3_display(t, "±")
+    return shown.to_markdown(index=False, colalign=("left", "left", *["right"] * 4))
+
+
+def table3_latex(t: pd.DataFrame) -> str:
+    """Table III as a LaTeX ``table`` (booktabs), caption and label included."""
+    shown = _table3_display(t, r"$\pm$").replace({MISSING: "--"})
+    return shown.to_latex(
+        index=False,
+        escape=False,
+        column_format="llrrrr",
+        caption=(
+            "Framework performances: mean $\\pm$ sd over folds at the last epoch "
+            "(float32), beside the paper's Table III."
+        ),
+        label="tab:framework-performances",
+        position="htbp",
+    )
+
+
+def _level_rank(series: pd.Series) -> pd.Series:
+    levels = LEVELS.get(str(series.name))
+    if levels is None:
+        return series
+    return series.map(lambda v: levels.index(v) if v in levels else len(levels))
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Final train/test error and time per configuration of every known experiment.
+
+    One row per configuration (expected ones that never ran included). Columns: experiment, the
+    configuration columns (NaN where an experiment does not vary them), final_epoch, n_folds,
+    n_final (folds reaching the final epoch with finite results), n_diverged, n_failed_jobs,
+    error (first failure message), then mean and sd of train_error, test_error, train_seconds.
+    """
+    parts = []
+    for name in EXPERIMENTS:
+        rows = views.experiment_rows(df, name)
+        if rows.empty:
+            continue
+        keys = views.config_keys(rows, name)
+        curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
+        curves = curves.astype({"fold": "int64", "epoch": "int64"})
+        stats = _stats(views.final_rows(curves, keys), keys)
+        units = views.diverged_units(curves, keys)
+        folds = units.groupby(keys, dropna=False).agg(
+            n_folds=("diverged", "size"), n_diverged=("diverged", "sum")
+        )
+        failed = rows[rows["status"] == "failed"].groupby(keys, dropna=False)
+        fails = failed.agg(n_failed_jobs=("status", "size"), error=("error", "first"))
+        merged = folds.join([stats, fails], how="outer").reset_index()
+        not_run = [c for c, why in views.missing_configs(df, name) if why == "not run"]
+        if not_run:
+            merged = pd.concat([merged, pd.DataFrame(not_run)], ignore_index=True)
+        merged = merged.sort_values(keys, key=_level_rank, kind="mergesort")
+        parts.append(merged.assign(experiment=name))
+    if not parts:
+        return pd.DataFrame(columns=["experiment", *views.CONFIG_COLUMNS])
+    out = pd.concat(parts, ignore_index=True)
+    for col in ("n_folds", "n_final", "n_diverged", "n_failed_jobs"):
+        out[col] = out[col].fillna(0).astype("int64")
+    config = [c for c in (*views.CONFIG_COLUMNS, "lr") if c in out.columns]
+    stats_cols = [c for c in out.columns if c not in ("experiment", *config)]
+    order = ["final_epoch", "n_folds", "n_final", "n_diverged", "n_failed_jobs", "error"]
+    rest = [c for c in stats_cols if c not in order]
+    return out[["experiment", *config, *order, *rest]]
+
+
+def _status(row: pd.Series) -> str:
+    parts = []
+    if row["n_failed_jobs"]:
+        parts.append(f"failed: {row['error']}")
+    if row["n_diverged"]:
+        parts.append(f"{row['n_diverged']}/{row['n_folds']} folds diverged")
+    if not row["n_folds"] and not row["n_failed_jobs"]:
+        parts.append("not run")
+    return "; ".join(parts) or "ok"
+
+
+def summary_markdown(s: pd.DataFrame) -> str:
+    """One Markdown table per experiment: final train/test error mean ± sd per configuration."""
+    blocks = []
+    for name, exp in EXPERIMENTS.items():
+        part = s[s["experiment"] == name]
+        if part.empty:
+            blocks.append(f"### {name} ({exp.what})\n\nNot in the results.\n")
+            continue
+        keys = [c for c in (*views.CONFIG_COLUMNS, "lr") if c in part and part[c].notna().any()]
+        shown = pd.DataFrame({COLUMN_TITLES[k]: part[k].map(_key_text) for k in keys})
+        epochs = part["final_epoch"].dropna()
+        shown["Final epoch"] = [MISSING if pd.isna(e) else str(int(e)) for e in part["final_epoch"]]
+        shown["Folds"] = [f"{a}/{b}" for a, b in zip(part["n_final"], part["n_folds"], strict=True)]
+        for metric, title in (
+            ("train_error", "Final train error"),
+            ("test_error", "Final test error"),
+            ("train_seconds", "Time (s)"),
+        ):
+            shown[title] = [
+                pm(m, d) for m, d in zip(part[f"{metric}_mean"], part[f"{metric}_sd"], strict=True)
+            ]
+        shown["Status"] = [cell(_status(r)) for _, r in part.iterrows()]
+        epochs_note = "" if epochs.empty else f", at epoch {int(epochs.max())}"
+        head = f"### {name} ({exp.what}{epochs_note})"
+        blocks.append(f"{head}\n\n{shown.to_markdown(index=False)}\n")
+    return "\n".join(blocks)
+
+
+def _key_text(value: object) -> str:
+    if isinstance(value, float):
+        return MISSING if math.isnan(value) else f"{value:g}"
+    return label(value)
+
+
+def equivalence(df: pd.DataFrame) -> pd.DataFrame:
+    """How far 'equivalent' is: |custom − torch| per dtype, from ``fig5_frameworks``.
+
+    Columns: dtype, n_folds, last_epoch, max_abs_diff_epoch1, median_abs_diff_last,
+    max_abs_diff_last, max_abs_diff_any (all |Δ train loss|), n_zero / n_pairs (fold × epoch pairs
+    with exactly equal loss), max_abs_diff_test_last (|Δ test error| at the last epoch).
+    """
+    diffs = views.framework_differences(df)
+    rows = []
+    for dtype in views.level_order("dtype", diffs["dtype"].unique()):
+        d = diffs[diffs["dtype"] == dtype]
+        last = int(d["epoch"].max())
+        at_last = d[d["epoch"] == last]
+        rows.append(
+            {
+                "dtype": dtype,
+                "n_folds": len(d[["seed", "fold"]].drop_duplicates()),
+                "last_epoch": last,
+                "max_abs_diff_epoch1": d.loc[d["epoch"] == 1, "abs_diff"].max(),
+                "median_abs_diff_last": at_last["abs_diff"].median(),
+                "max_abs_diff_last": at_last["abs_diff"].max(),
+                "max_abs_diff_any": d["abs_diff"].max(),
+                "n_zero": int((d["abs_diff"] == 0).sum()),
+                "n_pairs": len(d),
+                "max_abs_diff_test_last": at_last["abs_diff_test"].max(),
+            }
+        )
+    return pd.DataFrame(rows, columns=EQUIVALENCE_COLUMNS)
+
+
+def equivalence_markdown(e: pd.DataFrame) -> str:
+    """The equivalence table in Markdown (|Δ| in scientific notation)."""
+    if e.empty:
+        return "Not available: needs both frameworks in `fig5_frameworks`."
+    shown = pd.DataFrame(
+        {
+            "dtype": e["dtype"],
+            "Folds": e["n_folds"].astype(str),
+            "max abs Δ loss, epoch 1": e["max_abs_diff_epoch1"].map(_sci),
+            "median abs Δ loss, last epoch": e["median_abs_diff_last"].map(_sci),
+            "max abs Δ loss, last epoch": e["max_abs_diff_last"].map(_sci),
+            "max abs Δ loss, any epoch": e["max_abs_diff_any"].map(_sci),
+            "exactly equal (fold × epoch)": [
+                f"{z}/{n}" for z, n in zip(e["n_zero"], e["n_pairs"], strict=True)
+            ],
+            "max abs Δ test error, last epoch": e["max_abs_diff_test_last"].map(_sci),
+        }
+    )
+    return shown.to_markdown(index=False)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return path
+
+
+def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
+    """Compute every table of a prepared results frame and write its files into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t3 = table3(df)
+    s = summary(df)
+    e = equivalence(df)
+    t3_md, s_md, e_md = table3_markdown(t3), summary_markdown(s), equivalence_markdown(e)
+    files = [
+        _write(out_dir / "table3.md", t3_md),
+        _write(out_dir / "table3.tex", table3_latex(t3)),
+        _write(out_dir / "table3.csv", t3.to_csv(index=False, lineterminator="\n")),
+        _write(out_dir / "summary.md", "# Final errors per experiment\n\n" + s_md),
+        _write(out_dir / "summary.csv", s.to_csv(index=False, lineterminator="\n")),
+        _write(out_dir / "equivalence.md", e_md),
+        _write(out_dir / "equivalence.csv", e.to_csv(index=False, lineterminator="\n")),
+    ]
+    return Tables(t3, t3_md, s, s_md, e, e_md, files)

@@ -1,0 +1,180 @@
+"""A synthetic results DataFrame shaped like `bench.collect`'s output, for the report tests.
+
+Curves decay exponentially from chance (0.5) to a per-configuration final error, plus fold noise;
+`final` overrides that final test error per (experiment, level) so a test can flip a claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+ALL_EXPERIMENTS = (
+    "fig2_activations",
+    "fig3_optimizers",
+    "fig4_losses",
+    "fig5_frameworks",
+    "initializers",
+)
+
+BASE = {
+    "framework": "custom",
+    "activation": "relu",
+    "optimizer": "sgd",
+    "loss": "mse",
+    "init": "default",
+    "dtype": "float32",
+}
+
+# (column, values) swept by each experiment.
+SWEEPS = {
+    "fig2_activations": ("activation", ("relu", "tanh", "leaky_relu", "elu")),
+    "fig3_optimizers": ("optimizer", ("sgd", "sgd_momentum", "adam", "rmsprop")),
+    "fig4_losses": ("loss", ("mse", "bce")),
+    "fig5_frameworks": ("dtype", ("float32", "float64")),
+    "initializers": ("init", ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform")),
+}
+
+# Final test error and decay rate (per epoch) per swept level: the paper's story.
+FINAL = {
+    "relu": 0.10,
+    "tanh": 0.22,
+    "leaky_relu": 0.10,
+    "elu": 0.11,
+    "sgd": 0.10,
+    "sgd_momentum": 0.07,
+    "adam": 0.04,
+    "rmsprop": 0.05,
+    "mse": 0.10,
+    "bce": 0.06,
+    "float32": 0.05,
+    "float64": 0.05,
+    "default": 0.10,
+    "xavier_uniform": 0.09,
+    "xavier_normal": 0.09,
+    "kaiming_uniform": 0.08,
+}
+LR = {"adam": 0.001, "rmsprop": 0.001}
+RATE = {"bce": 0.5, "adam": 0.6, "rmsprop": 0.5}
+SECONDS_PER_EPOCH = {"custom": 0.02, "torch": 0.016}
+
+
+def _curve(rng: np.random.Generator, epochs: int, final: float, rate: float) -> np.ndarray:
+    t = np.arange(epochs + 1)
+    noise = rng.normal(0.0, 0.005, epochs + 1) * (t > 0)
+    return np.clip(final + (0.5 - final) * np.exp(-rate * t) + noise, 0.0, 1.0)
+
+
+def make_results(
+    *,
+    folds: int = 3,
+    epochs: int = 12,
+    experiments: Iterable[str] = ALL_EXPERIMENTS,
+    final: dict[tuple[str, str], float] | None = None,
+    rate: dict[tuple[str, str], float] | None = None,
+    seconds_per_epoch: dict[str, float] | None = None,
+    framework_offset: dict[str, float] | None = None,
+    failed: Iterable[tuple[str, str]] = (),
+    diverged: Iterable[tuple[str, str, int]] = (),
+    extra_experiment: str | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Synthetic tidy results.
+
+    Args:
+        final: {(experiment, level): final test error} overrides.
+        rate: {(experiment, level): per-epoch decay rate} overrides (higher converges faster).
+        seconds_per_epoch: {framework: training seconds per epoch} overrides.
+        framework_offset: {framework: added to its train and test errors} (fig5 only).
+        failed: (experiment, level) jobs that failed: one row, fold/epoch NA, an error string.
+        diverged: (experiment, level, fold): that fold's rows stop at epoch epochs // 2 with a
+            non-finite loss and status 'diverged'.
+        extra_experiment: name of an unknown experiment to add (the report must ignore it).
+    """
+    rng = np.random.default_rng(seed)
+    final = final or {}
+    rates = rate or {}
+    seconds = {**SECONDS_PER_EPOCH, **(seconds_per_epoch or {})}
+    offset = framework_offset or {}
+    failed = set(failed)
+    diverged = set(diverged)
+    names = list(experiments) + ([extra_experiment] if extra_experiment else [])
+    rows = []
+    for exp in names:
+        column, values = SWEEPS.get(exp, ("activation", ("relu",)))
+        for value in values:
+            config = {**BASE, column: value}
+            frameworks = ("custom", "torch") if exp == "fig5_frameworks" else ("custom",)
+            job = f"{column}={value}"
+            common = {
+                "experiment": exp,
+                "seed": seed,
+                "lr": LR.get(value, 0.1),
+                "epochs": epochs,
+                "batch_size": 100,
+                "threads": 1,
+                "device": "cpu",
+                "torch_version": "2.13.0+cpu",
+                "python_version": "3.12.3",
+                "git_commit": "abc1234",
+                "job": job,
+            }
+            if (exp, value) in failed:
+                for fw in frameworks:
+                    rows.append(
+                        {
+                            **common,
+                            **config,
+                            "framework": fw,
+                            "fold": pd.NA,
+                            "epoch": pd.NA,
+                            "status": "failed",
+                            "error": f"RuntimeError: synthetic failure of {job}",
+                        }
+                    )
+                continue
+            end = final.get((exp, value), FINAL.get(value, 0.1))
+            decay = rates.get((exp, value), RATE.get(value, 0.3))
+            for fold in range(folds):
+                test = _curve(rng, epochs, end, decay)
+                train = np.clip(test - 0.02, 0.0, 1.0)
+                loss = 0.25 * (train + 0.02)
+                drift = 1e-7 if config["dtype"] == "float32" else 1e-15
+                for fw in frameworks:
+                    shift = offset.get(fw, 0.0) if exp == "fig5_frameworks" else 0.0
+                    if fw == "torch":
+                        delta = drift * np.arange(epochs + 1) * rng.uniform(0.5, 1.5)
+                        fw_loss = loss + delta
+                        fw_loss[0] = loss[0]  # identical initial state: exactly equal
+                    else:
+                        fw_loss = loss
+                    stop = epochs
+                    status = "ok"
+                    if (exp, value, fold) in diverged:
+                        stop, status = epochs // 2, "diverged"
+                    for epoch in range(stop + 1):
+                        bad = status == "diverged" and epoch == stop
+                        rows.append(
+                            {
+                                **common,
+                                **config,
+                                "framework": fw,
+                                "fold": fold,
+                                "epoch": epoch,
+                                "train_loss": np.nan if bad else float(fw_loss[epoch]),
+                                "train_error": np.nan if bad else float(train[epoch]) + shift,
+                                "test_error": np.nan if bad else float(test[epoch]) + shift,
+                                "train_seconds": seconds[fw] * epoch * (1 + 0.05 * fold),
+                                "status": status,
+                                "error": None,
+                            }
+                        )
+    df = pd.DataFrame(rows)
+    # the dtypes bench.collect writes: nullable ints, nullable strings
+    for column in ("fold", "epoch", "seed", "epochs", "batch_size", "threads"):
+        df[column] = df[column].astype("Int64")
+    text = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype) == "str"]
+    df[text] = df[text].astype("string")
+    return df

@@ -1,0 +1,147 @@
+"""Table III, the summary and the equivalence table equal a direct pandas computation."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_data import make_results
+
+from bench import tables, views
+
+RTOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    return make_results(folds=4, epochs=6, diverged=[("fig5_frameworks", "float32", 2)], seed=3)
+
+
+@pytest.fixture(scope="module")
+def df(raw: pd.DataFrame) -> pd.DataFrame:
+    return views.prepare(raw)
+
+
+def _direct_table3(raw: pd.DataFrame) -> pd.DataFrame:
+    """Table III straight from the issue: fig5_frameworks, float32, last epoch, 1 − error."""
+    d = raw[(raw["experiment"] == "fig5_frameworks") & (raw["dtype"] == "float32")]
+    last = d[(d["epoch"] == d["epoch"].max()) & d["test_error"].notna()]
+    g = last.assign(train_acc=1 - last["train_error"], test_acc=1 - last["test_error"]).groupby(
+        "framework"
+    )
+    return pd.DataFrame(
+        {
+            "n_folds": g.size(),
+            "train_acc_mean": g["train_acc"].mean(),
+            "train_acc_sd": g["train_acc"].std(),
+            "test_acc_mean": g["test_acc"].mean(),
+            "test_acc_sd": g["test_acc"].std(),
+            "time_s_mean": g["train_seconds"].mean(),
+            "time_s_sd": g["train_seconds"].std(),
+        }
+    )
+
+
+def test_table3_equals_direct_pandas(raw: pd.DataFrame, df: pd.DataFrame) -> None:
+    expected = _direct_table3(raw)
+    ours = tables.table3(df)
+    mine = ours[ours["source"] == "this run"].set_index("framework")
+    assert list(mine["n_folds"]) == [3, 3]  # the diverged fold is left out
+    for col in expected.columns:
+        np.testing.assert_allclose(
+            mine.loc[expected.index, col].astype(float), expected[col], rtol=RTOL, err_msg=col
+        )
+
+
+def test_table3_csv_round_trips_exactly(df: pd.DataFrame, tmp_path) -> None:
+    built = tables.build_tables(df, tmp_path)
+    back = pd.read_csv(tmp_path / "table3.csv")
+    pd.testing.assert_frame_equal(
+        back.drop(columns="n_folds"), built.table3.drop(columns="n_folds"), check_dtype=False
+    )
+    assert (tmp_path / "table3.tex").read_text().startswith("\\begin{table}")
+
+
+def test_table3_paper_rows_beside_ours(df: pd.DataFrame) -> None:
+    t = tables.table3(df)
+    assert list(zip(t["framework"], t["source"], strict=True)) == [
+        ("custom", "this run"),
+        ("custom", "paper"),
+        ("torch", "this run"),
+        ("torch", "paper"),
+    ]
+    paper = t[t["source"] == "paper"].set_index("framework")
+    assert paper.loc["custom", ["train_acc_mean", "test_acc_mean", "time_s_mean"]].tolist() == [
+        0.972,
+        0.947,
+        2.012,
+    ]
+    assert paper.loc["torch", ["train_acc_mean", "test_acc_mean", "time_s_mean"]].tolist() == [
+        0.991,
+        0.949,
+        1.614,
+    ]
+
+
+def test_table3_markdown_shows_mean_pm_sd(raw: pd.DataFrame, df: pd.DataFrame) -> None:
+    md = tables.table3_markdown(tables.table3(df))
+    e = _direct_table3(raw)
+    assert f"{e.loc['torch', 'test_acc_mean']:.3f} ± {e.loc['torch', 'test_acc_sd']:.3f}" in md
+    assert f"{e.loc['custom', 'time_s_mean']:.3f} ± {e.loc['custom', 'time_s_sd']:.3f}" in md
+    assert " 0.972 |" in md and " 1.614 |" in md
+    assert "$\\pm$" in tables.table3_latex(tables.table3(df))
+
+
+def test_summary_equals_direct_pandas(raw: pd.DataFrame, df: pd.DataFrame) -> None:
+    d = raw[raw["experiment"] == "fig2_activations"]
+    last = d[d["epoch"] == d["epoch"].max()]
+    expected = last.groupby("activation")[["train_error", "test_error"]].agg(["mean", "std"])
+    s = tables.summary(df)
+    mine = s[s["experiment"] == "fig2_activations"].set_index("activation")
+    for metric in ("train_error", "test_error"):
+        for stat, col in (("mean", f"{metric}_mean"), ("std", f"{metric}_sd")):
+            np.testing.assert_allclose(
+                mine.loc[expected.index, col], expected[(metric, stat)], rtol=RTOL
+            )
+    assert list(mine.index) == ["relu", "tanh", "leaky_relu", "elu"]  # the paper's order
+
+
+def test_summary_has_every_experiment_and_csv_parses(df: pd.DataFrame) -> None:
+    s = tables.summary(df)
+    assert list(s["experiment"].unique()) == list(views.EXPERIMENTS)
+    back = pd.read_csv(io.StringIO(s.to_csv(index=False)))
+    assert len(back) == len(s) == 4 + 4 + 2 + 4 + 4
+    md = tables.summary_markdown(s)
+    assert md.count("### ") == len(views.EXPERIMENTS)
+    assert "1/4 folds diverged" in md
+
+
+def test_equivalence_equals_direct_pandas(raw: pd.DataFrame, df: pd.DataFrame) -> None:
+    d = raw[raw["experiment"] == "fig5_frameworks"]
+    wide = d.pivot_table(
+        index=["dtype", "fold", "epoch"], columns="framework", values="train_loss"
+    ).dropna()
+    diff = (wide["custom"] - wide["torch"]).abs().rename("diff").reset_index()
+    e = tables.equivalence(df).set_index("dtype")
+    for dtype, part in diff.groupby("dtype"):
+        last = part[part["epoch"] == part["epoch"].max()]
+        assert e.loc[dtype, "max_abs_diff_any"] == part["diff"].max()
+        assert e.loc[dtype, "max_abs_diff_last"] == last["diff"].max()
+        assert e.loc[dtype, "n_zero"] == (part["diff"] == 0).sum() == 4  # epoch 0 of each fold
+        assert e.loc[dtype, "n_pairs"] == len(part)
+    assert e.loc["float64", "max_abs_diff_any"] < e.loc["float32", "max_abs_diff_any"]
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "text"),
+    [(0.97234, 0.0041, "0.972 ± 0.004"), (0.5, float("nan"), "0.500"), (float("nan"), 0.1, "—")],
+)
+def test_pm_format(mean: float, sd: float, text: str) -> None:
+    assert tables.pm(mean, sd) == text
+
+
+def test_cell_escapes_pipes_and_keeps_first_line() -> None:
+    assert tables.cell("ValueError: a|b\nTraceback ...") == "ValueError: a\\|b"
+    assert len(tables.cell("x" * 500, 80)) == 80

@@ -13,7 +13,7 @@ RESULTS     := reports/results.parquet
 SWEEP_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format clean sweep collect report
+.PHONY: help install test test-slow lint format clean sweep collect report bench
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,13 @@ collect: $(STAMP) ## Collect every result.json under runs/ into reports/results.
 
 report: $(STAMP) ## Rebuild figures, tables and reports/README.md from reports/results.parquet
 	$(PY) -m bench.report --results $(RESULTS) --out reports
+
+bench: $(STAMP) ## Time custom vs torch.nn side by side (pytest-benchmark), write reports/benchmarks/
+	@mkdir -p reports/benchmarks
+	$(PY) -m pytest tests/benchmarks -q --benchmark-enable --benchmark-warmup=on \
+		--benchmark-min-rounds=15 --benchmark-columns=median,iqr,min,rounds \
+		--benchmark-json=reports/benchmarks/benchmarks.json
+	$(PY) -m bench.speed reports/benchmarks/benchmarks.json --out reports/benchmarks
 
 clean: ## Remove the venv, caches and local sweep outputs (keeps committed reports/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks runs outputs multirun

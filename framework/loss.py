@@ -49,13 +49,18 @@ class Loss(Module):
 class MSELoss(Loss):
     """L = mean((ŷ − y)²); backward: dL/dŷ = 2 (ŷ − y) / N."""
 
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.difference: torch.Tensor | None = None
+
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self._store(prediction, target)
-        return self._reduce((prediction - target).square())
+        self.difference = prediction - target  # backward needs it too: computed once
+        return self._reduce(self.difference.square())
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
-        prediction = self._saved(self.prediction)
-        return (prediction - self.target) * (2.0 * self._scale(prediction.numel()))
+        difference = self._saved(self.difference)
+        return difference * (2.0 * self._scale(difference.numel()))
 
 
 class BCELoss(Loss):
@@ -70,6 +75,18 @@ class BCELoss(Loss):
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self._store(prediction, target)
+        # The common case costs one reduction over both tensors and one read-back; only a value
+        # out of range (or a NaN: the comparisons are False) pays for the per-tensor check.
+        low, high = torch.aminmax(torch.stack((prediction, target)))
+        if not 0 <= low.item() <= high.item() <= 1:
+            self._check_range(prediction, target)
+        log_p = prediction.log().clamp_min(-100)
+        log_1mp = torch.log1p(-prediction).clamp_min(-100)
+        # y · log ŷ + (1 − y) · log(1 − ŷ) is lerp(log(1 − ŷ), log ŷ, y): one kernel, not four.
+        return -self._reduce(torch.lerp(log_1mp, log_p, target))
+
+    @staticmethod
+    def _check_range(prediction: torch.Tensor, target: torch.Tensor) -> None:
         for name, tensor in (("prediction", prediction), ("target", target)):
             low, high = torch.aminmax(tensor)
             # NaN passes (comparisons are False): a diverged model gets a NaN loss, not an error.
@@ -79,9 +96,6 @@ class BCELoss(Loss):
                     f"[{low.item():.6g}, {high.item():.6g}]"
                     + (" (apply a Sigmoid to the model output)" if name == "prediction" else "")
                 )
-        log_p = prediction.log().clamp_min(-100)
-        log_1mp = torch.log1p(-prediction).clamp_min(-100)
-        return self._reduce((target - 1) * log_1mp - target * log_p)
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
         p = self._saved(self.prediction)

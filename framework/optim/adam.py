@@ -57,6 +57,10 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
+            # Scratch for the denominator, reused every step: a fresh temporary the size of the
+            # whole buffer gets new pages from the OS each step (the page faults cost more than
+            # the sqrt itself on a large model).
+            state["denominator"] = torch.empty_like(param)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if group["weight_decay"] != 0:
@@ -64,5 +68,6 @@ class Adam(Optimizer):
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step_size = group["lr"] / (1 - beta1**step)
-        denominator = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
+        denominator = torch.sqrt(exp_avg_sq, out=state["denominator"])
+        denominator.div_(math.sqrt(1 - beta2**step)).add_(group["eps"])
         param.addcdiv_(exp_avg, denominator, value=-step_size)

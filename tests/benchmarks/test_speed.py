@@ -1,0 +1,134 @@
+"""The custom framework against torch.nn, side by side: each group holds both frameworks, so
+pytest-benchmark prints them together with its relative column. ``make bench`` times them and
+``python -m bench.speed`` turns the JSON into reports/benchmarks/summary.md and ratio.png.
+
+- ``run-sgd``, ``run-adam``: a whole training run of the Table III job (2-25-25-25-1, ReLU, MSE,
+  1000 points, batch 100, 100 epochs) through the harness's own loop, ``bench.training.train``,
+  with the adapters ``bench.app.adapters`` builds: what the sweep runs. Each round starts from a
+  fresh model (untimed setup), since training changes the weights.
+- ``step-sgd``, ``step-adam``: one training step (forward, loss, backward, optimizer step)
+  through the same adapters, on the same model round after round. A step costs the same
+  whatever the weights' values (the shapes fix the work), so the model keeps training over the
+  fold's mini-batches in a fixed cycle; the check at the end only says it stayed finite.
+- ``scale-wW-bB``: the same step at hidden width W and batch size B (SGD), to show where the
+  framework's advantage (Python and autograd overhead, not arithmetic) ends.
+  ``scale-adam-w1024-b1000``: the largest point with Adam.
+
+No test asserts a time. With ``--benchmark-disable`` (``make test``) each target runs once.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from bench import app, data
+from bench.training import CustomAdapter, TorchAdapter, train
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+FRAMEWORKS = ["custom", "torch"]
+RUN_ROUNDS = 15
+"""Timed rounds of a whole run (each about 0.1–0.6 s), after one warm-up round."""
+RUN_EPOCHS = 100  # the Table III job; 2 when benchmarks are disabled (make test)
+WIDTHS = [25, 64, 256, 1024]
+BATCHES = [10, 100, 1000]
+
+
+@functools.cache
+def _compose(overrides: tuple[str, ...]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+def job_config(*overrides: str) -> DictConfig:
+    """The job ``python -m bench framework=both folds=1 OVERRIDES`` runs (by default the
+    Table III job)."""
+    return _compose(("framework=both", "folds=1", *overrides))
+
+
+def fold_data(cfg: DictConfig, fold: int = 0) -> data.Split:
+    """The fold's points on the job's device and dtype, as ``app.run_fold`` makes them."""
+    split = data.fold_split(cfg.seed, fold, cfg.data.n_train, cfg.data.n_test, cfg.data.radius)
+    return split.to(torch.device(cfg.device), app.DTYPES[cfg.dtype])
+
+
+def fresh_adapter(cfg: DictConfig, framework: str) -> CustomAdapter | TorchAdapter:
+    """A freshly initialised adapter of ``framework``, from fold 0's initial weights (the same
+    for both frameworks, as in the sweep)."""
+    return app.adapters(cfg, data.generator(cfg.seed, 0, "init"))[framework]
+
+
+def _minibatches(cfg: DictConfig, split: data.Split):
+    """The fold's training points in fixed mini-batches of ``cfg.batch_size``, cycled forever."""
+    x, y = split.x_train.split(cfg.batch_size), split.y_train.split(cfg.batch_size)
+    return itertools.cycle(list(zip(x, y, strict=True)))
+
+
+def _time_steps(benchmark, cfg: DictConfig, framework: str) -> None:
+    """Time ``adapter.step`` (pytest-benchmark's calibration and warm-up), then check that the
+    model is still finite after all those steps."""
+    split = fold_data(cfg)
+    adapter = fresh_adapter(cfg, framework)
+    batches = _minibatches(cfg, split)
+
+    def step() -> None:
+        adapter.step(*next(batches))
+
+    benchmark(step)
+    loss, _ = adapter.evaluate(split.x_train, split.y_train)
+    assert math.isfinite(loss), f"{framework} diverged while being timed"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_run(benchmark, record, framework, optimizer):
+    epochs = RUN_EPOCHS if benchmark.enabled else 2
+    cfg = job_config(f"optimizer={optimizer}", f"epochs={epochs}")
+    split = fold_data(cfg)
+    harness_seconds: list[float] = []
+
+    def setup():
+        shuffle = data.generator(cfg.seed, 0, "shuffle")
+        return (fresh_adapter(cfg, framework), shuffle), {}
+
+    def run(adapter, shuffle):
+        result = train(adapter, split, cfg.epochs, cfg.batch_size, shuffle)
+        harness_seconds.append(result.epochs[-1].train_seconds)
+        return result
+
+    steps = epochs * math.ceil(cfg.data.n_train / cfg.batch_size)
+    record(f"run-{optimizer}", cfg, framework, epochs=epochs, steps=steps)
+    result = benchmark.pedantic(run, setup=setup, rounds=RUN_ROUNDS, warmup_rounds=1)
+    # The harness's own timer (training steps only: DESIGN.md's timing rule) in the same rounds,
+    # for the direction check against the sweep; pytest-benchmark times the whole train() call.
+    benchmark.extra_info["harness_train_seconds"] = harness_seconds[-RUN_ROUNDS:]
+    assert result.status == "ok"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_step(benchmark, record, framework, optimizer):
+    cfg = job_config(f"optimizer={optimizer}")
+    record(f"step-{optimizer}", cfg, framework)
+    _time_steps(benchmark, cfg, framework)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(
+    ("optimizer", "width", "batch"),
+    [pytest.param("sgd", w, b, id=f"w{w}-b{b}") for w in WIDTHS for b in BATCHES]
+    + [pytest.param("adam", 1024, 1000, id="adam-w1024-b1000")],
+)
+def test_scaling(benchmark, record, framework, optimizer, width, batch):
+    cfg = job_config(f"optimizer={optimizer}", f"model.hidden_width={width}", f"batch_size={batch}")
+    prefix = "scale" if optimizer == "sgd" else f"scale-{optimizer}"
+    record(f"{prefix}-w{width}-b{batch}", cfg, framework)
+    _time_steps(benchmark, cfg, framework)

@@ -187,7 +187,12 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base=None, config_path="../conf", config_name="config")
+#: conf/ beside the package; absolute, because under ``python -m`` Hydra would read a relative
+#: path as a Python package ("conf"), which the config tree is not.
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg, HydraConfig.get().runtime.output_dir)

@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 import pytest
-from bench_utils import CONF, cli
+from bench_utils import cli
 
 QUICK = ["epochs=3", "folds=2", "batch_size=50", "data.n_train=200", "data.n_test=100"]
 
@@ -25,7 +25,6 @@ def test_smoke_multirun_2_configs_2_folds_3_epochs_then_collect(tmp_path, launch
     sweep = tmp_path / "runs" / "smoke"
     out = cli(
         "-m",
-        f"--config-path={CONF}",
         f"hydra/launcher={launcher}",
         "activation=relu,tanh",
         *QUICK,
@@ -49,7 +48,7 @@ def test_smoke_multirun_2_configs_2_folds_3_epochs_then_collect(tmp_path, launch
 
 
 def test_experiment_file_holds_its_own_sweep(tmp_path):
-    out = cli(f"--config-path={CONF}", "experiment=fig4_losses", *QUICK, cwd=tmp_path)
+    out = cli("experiment=fig4_losses", *QUICK, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert sweep_results(tmp_path / "runs" / "fig4_losses") == [
         "batch_size=50,data.n_test=100,data.n_train=200,epochs=3,folds=2,loss=bce",
@@ -63,7 +62,6 @@ def test_sweep_killed_midway_resumes_only_missing_jobs(tmp_path):
         "-m",
         "bench",
         "-m",
-        f"--config-path={CONF}",
         "activation=relu,tanh,leaky_relu,elu",
         "epochs=150",
         "folds=2",
@@ -108,7 +106,7 @@ def test_sweep_killed_midway_resumes_only_missing_jobs(tmp_path):
     ],
 )
 def test_bad_config_exits_nonzero_with_one_screen_message_no_traceback(tmp_path, override, names):
-    out = cli(f"--config-path={CONF}", override, cwd=tmp_path, timeout=120)
+    out = cli(override, cwd=tmp_path, timeout=120)
     message = out.stdout + out.stderr
     assert out.returncode != 0
     assert "Traceback" not in message
@@ -122,7 +120,6 @@ def test_bad_config_exits_nonzero_with_one_screen_message_no_traceback(tmp_path,
 def test_submitit_local_launcher_runs_the_same_sweep(tmp_path):
     out = cli(
         "-m",
-        f"--config-path={CONF}",
         "hydra/launcher=submitit_local",
         "activation=relu,tanh",
         *QUICK,

@@ -46,10 +46,11 @@ sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), co
 		n=$$((n + 1)); echo "== sweep $$n/$$total: $$experiment"; \
 		$(PY) -m bench experiment=$$experiment hydra/launcher=joblib $(SWEEP_ARGS) || status=1; \
 	done; \
-	$(MAKE) --no-print-directory collect report || status=1; \
+	$(MAKE) --no-print-directory collect || status=1; \
+	$(MAKE) --no-print-directory report || status=1; \
 	exit $$status
 
-collect: $(STAMP) ## Collect every result.json under runs/ into reports/results.parquet (+ CSV)
+collect: $(STAMP) ## Collect runs/ into reports/results.parquet (+ CSV); exit 3 if a job failed
 	$(PY) -m bench.collect $(RUNS) --out $(RESULTS)
 
 report: $(STAMP) ## Rebuild figures, tables and reports/README.md from reports/results.parquet

@@ -18,6 +18,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import framework as fw
@@ -126,14 +127,11 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
     ``failed`` (the sweep goes on); a NaN/inf loss is recorded as ``diverged``.
     """
     config.validate(cfg)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise config.ConfigError(f"device={cfg.device!r} is not allowed: CUDA is not available")
     path = Path(output_dir) / results.RESULT_FILE
     plain = _plain(cfg)
-    previous = results.read(path)
-    if previous and previous.get("config") == plain and previous.get("status") != "failed":
+    if results.finished(results.read(path), plain):
         log.info("[%s/%s] done already, skipping (%s)", cfg.name, path.parent.name, path)
-        return previous
+        return results.read(path)
 
     torch.set_num_threads(cfg.threads)
     result: dict[str, Any] = {
@@ -143,7 +141,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
         "versions": results.versions(),
         "threads": torch.get_num_threads(),
         "device": cfg.device,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "status": "ok",
         "error": None,
         "runs": [],
@@ -181,7 +179,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> dict[str, Any]:
         log.exception("job failed")
         result["status"] = "failed"
         result["error"] = f"{type(error).__name__}: {error}"
-    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     result["wall_seconds"] = time.perf_counter() - start
     results.write_atomic(path, result)
     return result
@@ -194,9 +192,14 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 @hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get()
     try:
-        run(cfg, HydraConfig.get().runtime.output_dir)
+        result = run(cfg, hydra_config.runtime.output_dir)
     except config.ConfigError as error:
         # A user error, not a crash: one line, no traceback, non-zero exit.
         print(f"bench: invalid configuration: {error}", file=sys.stderr)
         sys.exit(2)
+    # In a sweep the other jobs go on (the failure is in result.json and `collect` reports it);
+    # a single run says so in its exit status.
+    if result["status"] == "failed" and hydra_config.mode != RunMode.MULTIRUN:
+        sys.exit(1)

@@ -8,6 +8,8 @@ beside it; figures and tables read only that file.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,18 @@ COLUMNS = [
     "python_version",
     "git_commit",
     "job",
+    "config_id",
+    "finished",
 ]
+
+#: config keys that do not change a fold's numbers: jobs differing only in these are merged
+MERGEABLE = ("name", "folds")
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """A short hash of everything in ``config`` that can change a fold's numbers."""
+    kept = {k: v for k, v in config.items() if k not in MERGEABLE}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _rows(result: dict[str, Any], job: str) -> list[dict[str, Any]]:
@@ -56,6 +69,8 @@ def _rows(result: dict[str, Any], job: str) -> list[dict[str, Any]]:
         "git_commit": result["versions"]["git_commit"],
         "job": job,
         "error": result.get("error"),
+        "config_id": config_id(config),
+        "finished": result.get("finished"),
     }
     if result["status"] == "failed" or not result["runs"]:
         names = config["framework"]["names"]
@@ -68,6 +83,20 @@ def _rows(result: dict[str, Any], job: str) -> list[dict[str, Any]]:
     ]
 
 
+def _newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (experiment, config_id, framework, fold, epoch): where two jobs computed the
+    same fold of the same configuration (say ``folds=3`` then ``folds=10``), the newest wins, so
+    no fold is counted twice; a failed job is dropped once a later job of its config finished."""
+    frame = frame.sort_values("finished", kind="stable", na_position="first")
+    keys = ["experiment", "config_id", "framework", "fold", "epoch"]
+    frame = frame.drop_duplicates(keys, keep="last")
+    failed = frame["status"] == "failed"
+    done = frame[~failed].groupby(["experiment", "config_id"])["finished"].max()
+    later = frame.set_index(["experiment", "config_id"]).index.map(done)
+    superseded = failed & (pd.Series(later, index=frame.index) > frame["finished"])
+    return frame[~superseded]
+
+
 def collect(runs_dir: Path | str) -> pd.DataFrame:
     """Every result under ``runs_dir`` as one tidy DataFrame (columns: ``COLUMNS``)."""
     runs_dir = Path(runs_dir)
@@ -78,7 +107,7 @@ def collect(runs_dir: Path | str) -> pd.DataFrame:
             print(f"collect: skipping unreadable {path}", file=sys.stderr)
             continue
         rows += _rows(result, str(path.parent.relative_to(runs_dir)))
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = _newest_per_fold(pd.DataFrame(rows, columns=COLUMNS))
     for column in ("fold", "epoch", "seed", "epochs", "batch_size", "threads"):
         frame[column] = frame[column].astype("Int64")
     for column in ("train_loss", "train_error", "test_loss", "test_error", "train_seconds", "lr"):
@@ -109,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     save(frame, args.out)
     jobs = frame["job"].nunique()
-    failed = frame.loc[frame["status"] == "failed", "job"].nunique()
-    print(f"collect: {len(frame)} rows from {jobs} jobs ({failed} failed) -> {args.out}")
-    return 0
+    failed = sorted(frame.loc[frame["status"] == "failed", "job"].unique())
+    print(f"collect: {len(frame)} rows from {jobs} jobs ({len(failed)} failed) -> {args.out}")
+    for job in failed:
+        print(f"collect: job failed: {args.runs_dir / job / results.RESULT_FILE}", file=sys.stderr)
+    return 3 if failed else 0  # the table is written either way; the status says it is partial
 
 
 if __name__ == "__main__":

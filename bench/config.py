@@ -4,10 +4,12 @@ unknown key before any training; `validate` checks the values types cannot (rang
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -163,6 +165,19 @@ def algorithm(cfg: DictConfig) -> str:
     return ALGORITHMS[schema]
 
 
+def _check_device(device: str) -> None:
+    """A device torch knows and this machine has (checked before any training)."""
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", device)
+    _require(match is not None, "device", device, "cpu, cuda, cuda:N or mps")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        _require(count > 0, "device", device, "CUDA is not available on this machine")
+        _require(index is None or int(index) < count, "device", device, f"{count} CUDA device(s)")
+    elif kind == "mps":
+        _require(torch.backends.mps.is_available(), "device", device, "MPS is not available")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value a type cannot: raises ConfigError naming key, value and what is allowed."""
     _require(cfg.epochs >= 1, "epochs", cfg.epochs, "at least 1")
@@ -176,16 +191,26 @@ def validate(cfg: DictConfig) -> None:
         cfg.batch_size,
         f"between 1 and data.n_train={cfg.data.n_train}",
     )
-    _require(cfg.data.radius > 0, "data.radius", cfg.data.radius, "positive")
     _require(cfg.model.hidden_width >= 1, "model.hidden_width", cfg.model.hidden_width, ">= 1")
     _require(cfg.model.hidden_layers >= 0, "model.hidden_layers", cfg.model.hidden_layers, ">= 0")
     _require(len(cfg.framework.names) >= 1, "framework.names", [], "custom and/or torch")
+    _require(bool(cfg.name), "name", cfg.name, "a non-empty experiment name")
     _require(
-        cfg.device == "cpu" or cfg.device.startswith(("cuda", "mps")),
-        "device",
-        cfg.device,
-        "cpu, cuda, cuda:N or mps",
+        0 < cfg.data.radius < math.sqrt(0.5),
+        "data.radius",
+        cfg.data.radius,
+        "in (0, 0.7071): at 1/sqrt(2) the disk covers the square and every label is 1",
     )
+    _check_device(cfg.device)
+    activation = cfg.activation
+    defaults = ActivationConfig()
+    for key, owner in (("negative_slope", "leaky_relu"), ("alpha", "elu")):
+        _require(
+            activation.name == owner or activation[key] == getattr(defaults, key),
+            f"activation.{key}",
+            activation[key],
+            f"only with activation={owner} (it would be ignored by {activation.name.value})",
+        )
     optimizer = cfg.optimizer
     name = algorithm(cfg)
     for key in ("lr", "weight_decay", "eps", "momentum", "dampening", "alpha"):

@@ -110,6 +110,7 @@ def _missing(df: pd.DataFrame) -> list[str]:
         job = getattr(row, "job", None) or ""
         error = error.replace("`", "'")
         out.append(f"- failed job `{row.experiment}` {job}: `{error}`")
+    out += [f"- {note}." for note in df.attrs.get("ignored", [])]
     unknown = sorted(set(df["experiment"].dropna()) - set(EXPERIMENTS))
     for name in unknown:
         n = int((df["experiment"] == name).sum())

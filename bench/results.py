@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -65,9 +66,44 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+#: the code that determines a result's numbers: a change to any of it invalidates old results
+CODE = (
+    "framework/**/*.py",
+    "bench/app.py",
+    "bench/config.py",
+    "bench/data.py",
+    "bench/reference.py",
+    "bench/training.py",
+)
+
+
+@functools.cache
+def code_hash() -> str:
+    """SHA-256 (first 16 hex digits) of the code that computes results, uncommitted edits too."""
+    root = Path(__file__).resolve().parents[1]
+    sha = hashlib.sha256()
+    for path in sorted({p for pattern in CODE for p in root.glob(pattern)}):
+        sha.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "git_commit": git_commit(),
+        "code": code_hash(),
     }
+
+
+def finished(previous: dict[str, Any] | None, config: dict[str, Any]) -> bool:
+    """Whether ``previous`` already holds this job's result: same config, same code and
+    versions, and a run that ended (``ok`` or ``diverged``; a ``failed`` job is retried)."""
+    return (
+        previous is not None
+        and previous.get("schema") == SCHEMA_VERSION
+        and previous.get("config") == config
+        and previous.get("status") in ("ok", "diverged")
+        and {k: v for k, v in previous.get("versions", {}).items() if k != "git_commit"}
+        == {k: v for k, v in versions().items() if k != "git_commit"}
+    )

@@ -160,8 +160,34 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if "seed" not in out.columns:
         out["seed"] = 0
     out["seed"] = pd.to_numeric(out["seed"], errors="coerce").fillna(0).astype("int64")
+    out, ignored = _newest_config(out)
     sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
-    return out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)
+    out = out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)
+    out.attrs["ignored"] = ignored
+    return out
+
+
+def _newest_config(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep, for each experiment and label combination, only the newest configuration.
+
+    Jobs with the same labels but other settings (say a sweep with ``batch_size=50`` left in
+    ``runs/`` beside the default one) must not be pooled as if they were more folds. Returns the
+    rows kept and one note per configuration set aside.
+    """
+    if "config_id" not in df.columns or "finished" not in df.columns:
+        return df, []
+    keys = ["experiment", *CONFIG_COLUMNS]
+    jobs = df.groupby([*keys, "config_id"], dropna=False)["finished"].max().reset_index()
+    newest = jobs.sort_values("finished", kind="stable").drop_duplicates(keys, keep="last")
+    kept = df.merge(newest[[*keys, "config_id"]], on=[*keys, "config_id"], how="inner")
+    dropped = df.merge(newest[[*keys, "config_id"]], on=keys, suffixes=("", "_kept"))
+    dropped = dropped[dropped["config_id"] != dropped["config_id_kept"]]
+    notes = [
+        f"`{row.experiment}`: job `{row.job}` has the same labels as a newer job but other "
+        "settings; it is left out (its rows stay in the results file)"
+        for row in dropped.drop_duplicates("job").itertuples(index=False)
+    ]
+    return kept, notes
 
 
 def experiment_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -38,7 +38,7 @@ class ReLU(Activation):
         # output ≥ 0, so sign(output) is exactly the mask 1[x > 0], already in the gradient's
         # dtype: a float multiply, not a bool mask that torch must cast first (3× slower); and
         # the mask is our own temporary, so the product goes into it (one allocation, not two).
-        return self._saved(self.output).sign().mul_(grad_output)
+        return self._saved(self.output, grad_output).sign().mul_(grad_output)
 
 
 class LeakyReLU(Activation):
@@ -56,7 +56,7 @@ class LeakyReLU(Activation):
         return torch.where(x > 0, x, x * self.negative_slope)
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        positive = self._saved(self.input) > 0
+        positive = self._saved(self.input, grad_output) > 0
         return torch.where(positive, grad_output, grad_output * self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -82,7 +82,7 @@ class ELU(Activation):
         return self.output
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        positive = self._saved(self.input) > 0
+        positive = self._saved(self.input, grad_output) > 0
         # alpha · eˣ = output + alpha on the negative side: no second exp.
         return torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
 
@@ -100,7 +100,7 @@ class Tanh(Activation):
         return self.output
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        y = self._saved(self.output)
+        y = self._saved(self.output, grad_output)
         return grad_output * (1 - y * y)
 
 
@@ -114,6 +114,6 @@ class Sigmoid(Activation):
         return self.output
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        y = self._saved(self.output)
+        y = self._saved(self.output, grad_output)
         # (1 − y) is our own temporary: multiply into it, in torch's kernel order (same rounding).
         return torch.rsub(y, 1).mul_(grad_output).mul_(y)

@@ -89,11 +89,17 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        for layer in reversed(self._layers):
-            grad_output = layer.backward(grad_output)
+        index = len(self._layers)
+        try:
+            for index in reversed(range(len(self._layers))):
+                grad_output = self._layers[index].backward(grad_output)
+        except ValueError as error:
+            raise ValueError(f"Sequential layer ({index}) backward: {error}") from None
         return grad_output
 
-    def __getitem__(self, index: int) -> Module:
+    def __getitem__(self, index: int | slice) -> Module:
+        if isinstance(index, slice):  # like torch: a slice is a Sequential of the same modules
+            return Sequential(*self._layers[index])
         return self._layers[index]
 
     def __len__(self) -> int:

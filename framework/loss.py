@@ -31,6 +31,13 @@ class Loss(Module):
                 f"{type(self).__name__}: prediction shape {tuple(prediction.shape)} and target "
                 f"shape {tuple(target.shape)} differ"
             )
+        if prediction.dtype != target.dtype:
+            raise TypeError(
+                f"{type(self).__name__}: prediction dtype {prediction.dtype} and target dtype "
+                f"{target.dtype} differ (convert with target.to(prediction.dtype))"
+            )
+        if prediction.numel() == 0:
+            raise ValueError(f"{type(self).__name__}: got an empty batch (0 elements)")
         self.prediction, self.target = prediction, target
 
     def _scale(self, numel: int) -> float:

@@ -71,12 +71,20 @@ class Module:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
 
-    def _saved(self, tensor: torch.Tensor | None) -> torch.Tensor:
-        """Return a tensor cached by forward, or say clearly that forward has not run."""
+    def _saved(
+        self, tensor: torch.Tensor | None, grad_output: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Return a tensor cached by forward, or say clearly that forward has not run; with
+        ``grad_output``, also check it has the shape of that tensor (the layer's output)."""
         if tensor is None:
             raise RuntimeError(
                 f"{type(self).__name__}.backward() called before forward(): "
                 "run a forward pass first (backward uses what forward cached)"
+            )
+        if grad_output is not None and grad_output.shape != tensor.shape:
+            raise ValueError(
+                f"{self!r}: expected grad_output of shape {tuple(tensor.shape)} (its forward "
+                f"output), got {tuple(grad_output.shape)}"
             )
         return tensor
 
@@ -121,13 +129,18 @@ class Module:
         """`{dotted name: tensor}` with torch.nn's keys and shapes (tensors share storage)."""
         return {name: param.data for name, param in self.named_parameters()}
 
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> None:
-        """Copy tensors into the existing parameters (dtype/device converted, like torch)."""
+    def load_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True
+    ) -> tuple[list[str], list[str]]:
+        """Copy tensors into the existing parameters (dtype/device converted, like torch).
+
+        Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either one raises.
+        """
         own = dict(self.named_parameters())
         missing = sorted(own.keys() - state_dict.keys())
         unexpected = sorted(state_dict.keys() - own.keys())
         if strict and (missing or unexpected):
-            raise KeyError(
+            raise RuntimeError(
                 f"Error loading state_dict into {type(self).__name__}: "
                 f"missing keys {missing}, unexpected keys {unexpected}"
             )
@@ -141,11 +154,19 @@ class Module:
                     f"this model has {tuple(param.shape)}"
                 )
             param.data.copy_(value.detach())
+        return missing, unexpected
 
-    def to(
-        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> Module:
-        """Move/cast every parameter and its gradient. Build optimizers after moving."""
+    def to(self, *args: torch.device | str | torch.dtype, **kwargs: object) -> Module:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or by keyword, like torch:
+        moves/casts every parameter and its gradient. Build optimizers after moving."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"Module.to got unexpected keyword(s) {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, torch.dtype):
+                dtype = arg
+            else:
+                device = arg
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"Module.to only accepts floating point dtypes, got {dtype}")
         for param in self.parameters():

@@ -26,7 +26,7 @@ def test_result_json_holds_config_versions_and_every_fold_epoch(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "ok" and result["error"] is None
     assert result["config"]["epochs"] == 3 and result["choices"]["optimizer"] == "sgd"
-    assert set(result["versions"]) == {"python", "torch", "git_commit"}
+    assert set(result["versions"]) == {"python", "torch", "git_commit", "code"}
     assert result["threads"] == 1
     runs = {(r["framework"], r["fold"]) for r in result["runs"]}
     assert runs == {(f, k) for f in ("custom", "torch") for k in (0, 1)}
@@ -58,6 +58,13 @@ def test_changed_config_in_same_dir_is_recomputed(tmp_path):
     app.run(compose(*SMALL), tmp_path)
     again = app.run(compose(*SMALL, "seed=5"), tmp_path)
     assert again["config"]["seed"] == 5
+
+
+def test_result_of_other_code_is_recomputed_not_reused(tmp_path, monkeypatch):
+    first = app.run(compose(*SMALL), tmp_path)
+    monkeypatch.setattr(results, "code_hash", lambda: "changed-framework")
+    again = app.run(compose(*SMALL), tmp_path)
+    assert again["versions"]["code"] == "changed-framework" != first["versions"]["code"]
 
 
 def test_half_written_result_is_never_read(tmp_path):
@@ -112,6 +119,13 @@ def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
         ("batch_size=201", "batch_size"),
         ("optimizer=adam optimizer.betas=[0.9,1.0]", "optimizer.betas[1]"),
         ("optimizer.nesterov=true", "optimizer.nesterov"),
+        ("device=mps", "device"),
+        ("device=cuda:0", "device"),
+        ("device=gpu", "device"),
+        ("activation.negative_slope=0.3", "activation.negative_slope"),
+        ("activation=leaky_relu activation.alpha=2", "activation.alpha"),
+        ("data.radius=0.75", "data.radius"),
+        ("name=", "name"),
     ],
 )
 def test_bad_value_raises_config_error_naming_key_before_training(

@@ -173,13 +173,13 @@ def test_optimizer_rejects_empty_duplicate_and_foreign_parameters():
 def test_load_state_dict_missing_keys():
     state = mlp().state_dict()
     del state["2.bias"]
-    with pytest.raises(KeyError, match=r"missing keys \['2.bias'\], unexpected keys \[\]"):
+    with pytest.raises(RuntimeError, match=r"missing keys \['2.bias'\], unexpected keys \[\]"):
         mlp().load_state_dict(state)
 
 
 def test_load_state_dict_unexpected_keys():
     state = {**mlp().state_dict(), "4.weight": torch.zeros(1, 1)}
-    with pytest.raises(KeyError, match=r"missing keys \[\], unexpected keys \['4.weight'\]"):
+    with pytest.raises(RuntimeError, match=r"missing keys \[\], unexpected keys \['4.weight'\]"):
         mlp().load_state_dict(state)
 
 
@@ -239,3 +239,61 @@ def test_init_rejects_unknown_nonlinearity_mode_and_1d_tensor():
         fw.init.kaiming_uniform_(torch.empty(2, 2), mode="fan_avg")
     with pytest.raises(ValueError, match=r"fewer than 2 dimensions"):
         fw.init.xavier_uniform_(torch.empty(3))
+
+
+# -- backward shapes, loss operands, torch-style conveniences ------------------------------------
+@pytest.mark.parametrize(
+    "activation",
+    [fw.ReLU(), fw.Tanh(), fw.LeakyReLU(0.2), fw.ELU(0.5), fw.Sigmoid()],
+    ids=lambda m: type(m).__name__,
+)
+def test_activation_backward_rejects_grad_output_shape_mismatch(activation):
+    activation(torch.zeros(8, 3))
+    name = type(activation).__name__
+    with pytest.raises(ValueError, match=rf"{name}\(.*\): expected grad_output of shape \(8, 3\)"):
+        activation.backward(torch.ones(1, 1))
+
+
+def test_sequential_backward_names_the_layer_that_refused_the_gradient():
+    model = mlp()
+    model(torch.zeros(8, 2))
+    with pytest.raises(
+        ValueError, match=r"Sequential layer \(3\) backward: Sigmoid\(\): .*\(8, 1\)"
+    ):
+        model.backward(torch.ones(1, 1))
+
+
+@pytest.mark.parametrize("criterion", [fw.MSELoss(), fw.BCELoss()], ids=["mse", "bce"])
+def test_loss_rejects_dtype_mismatch_naming_both(criterion):
+    prediction = torch.full((4, 1), 0.5)
+    with pytest.raises(TypeError, match=r"torch.float32 and target dtype torch.float64 differ"):
+        criterion(prediction, torch.ones(4, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("criterion", [fw.MSELoss(), fw.BCELoss()], ids=["mse", "bce"])
+def test_loss_rejects_empty_batch(criterion):
+    with pytest.raises(ValueError, match="empty batch"):
+        criterion(torch.zeros(0, 1), torch.zeros(0, 1))
+
+
+def test_to_accepts_positional_dtype_and_device_like_torch():
+    layer = fw.Linear(2, 3).to(torch.float64)
+    assert layer.weight.dtype == torch.float64 and layer.weight.grad.dtype == torch.float64
+    layer.to("cpu", torch.float32)
+    assert layer.bias.dtype == torch.float32
+    with pytest.raises(TypeError, match="floating point"):
+        layer.to(torch.int64)
+
+
+def test_load_state_dict_non_strict_returns_missing_and_unexpected_keys():
+    state = dict(mlp().state_dict())
+    del state["2.bias"]
+    state["9.weight"] = torch.zeros(1)
+    assert mlp().load_state_dict(state, strict=False) == (["2.bias"], ["9.weight"])
+
+
+def test_sequential_slice_is_a_sequential_of_the_same_modules():
+    model = mlp()
+    head = model[:2]
+    assert isinstance(head, fw.Sequential) and head[0] is model[0]
+    assert list(head.state_dict()) == ["0.weight", "0.bias"]

@@ -109,8 +109,9 @@ class Optimizer:
         check_range("lr", group["lr"], 0.0)
         check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
 
-    def zero_grad(self) -> None:
-        """Zero every gradient: one fill per group."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero every gradient: one fill per group. (Gradients are views of the flat buffer, so
+        they are always zeroed in place; ``set_to_none`` is accepted for torch compatibility.)"""
         for flat in self._flat:
             flat.grad.zero_()
 

@@ -48,14 +48,25 @@ def read(path: Path) -> dict[str, Any] | None:
 
 @functools.cache
 def git_commit() -> str:
-    """HEAD of the checkout the code runs from (``-dirty`` if it has uncommitted changes)."""
+    """HEAD of the checkout the code runs from (``-dirty`` if its code has uncommitted changes)."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(  # only the code counts: regenerated reports/ are not a change
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "framework",
+                "bench",
+                "conf",
+                "pyproject.toml",
+                "constraints.txt",
+            ],
             cwd=root,
             capture_output=True,
             text=True,

@@ -10,7 +10,7 @@
     optimizer.step()
 
 No torch.nn, torch.optim or torch.autograd: every gradient is computed by the modules' own
-``backward``. Names, arguments, defaults and ``state_dict`` keys follow torch.nn / torch.optim.
+``backward``. Names, arguments, defaults and ``state_dict`` keys follow PyTorch's nn and optim.
 """
 
 from . import init, optim

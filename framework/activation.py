@@ -66,8 +66,8 @@ class LeakyReLU(Activation):
 class ELU(Activation):
     """x if x > 0 else alpha · (eˣ − 1); backward: g if x > 0 else g · alpha · eˣ.
 
-    torch.nn.init has no gain for ELU; Sequential uses ReLU's √2 (He et al.'s analysis, which
-    Clevert et al. used to initialise ELU networks).
+    PyTorch's ``nn.init`` has no gain for ELU; Sequential uses ReLU's √2 (He et al.'s analysis,
+    which Clevert et al. used to initialise ELU networks).
     """
 
     nonlinearity = "relu"

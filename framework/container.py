@@ -19,8 +19,8 @@ class Sequential(Module):
     """``y = fₙ(…f₂(f₁(x)))``; backward: ``g ← fᵢ.backward(g)`` for i = n … 1, returns dL/dx.
 
     Args:
-        *modules: the layers, registered as ``"0"``, ``"1"``, … like ``torch.nn.Sequential``.
-        init: how to (re)initialise every Linear layer: ``"default"`` (torch.nn.Linear's own),
+        *modules: the layers, registered as ``"0"``, ``"1"``, … like PyTorch's ``nn.Sequential``.
+        init: how to (re)initialise every Linear layer: ``"default"`` (``nn.Linear``'s own),
             ``"xavier_uniform"``, ``"xavier_normal"``, ``"kaiming_uniform"``, ``"kaiming_normal"``.
             Xavier and Kaiming weights get the gain of the activation after the Linear layer
             (``calculate_gain``; 1 when none follows) and zero biases.

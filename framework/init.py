@@ -1,7 +1,7 @@
-"""Weight initialisers with the names, arguments and random streams of `torch.nn.init`.
+"""Weight initialisers with the names, arguments and random streams of PyTorch's `nn.init`.
 
 Each draws with `tensor.uniform_` / `tensor.normal_` exactly as torch does, so with the same
-seeded `generator` the result is identical to torch.nn.init's, bit for bit.
+seeded `generator` the result is identical to PyTorch's `nn.init`, bit for bit.
 """
 
 from __future__ import annotations

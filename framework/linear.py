@@ -28,7 +28,7 @@ class Linear(Module):
         - Output: ``(N, out_features)``
 
     Attributes:
-        weight: ``(out_features, in_features)``, initialised like ``torch.nn.Linear``:
+        weight: ``(out_features, in_features)``, initialised like PyTorch's ``nn.Linear``:
             kaiming_uniform(a=√5), i.e. U(−1/√in, 1/√in).
         bias: ``(out_features,)``, U(−1/√in, 1/√in).
     """
@@ -54,7 +54,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """torch.nn.Linear's default initialisation (same draws, same order)."""
+        """PyTorch's ``nn.Linear`` default initialisation (same draws, same order)."""
         init.kaiming_uniform_(self.weight.data, a=math.sqrt(5), generator=generator)
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features)

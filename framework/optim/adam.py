@@ -1,4 +1,4 @@
-"""Adam (Kingma & Ba, 2015) with L2 weight decay, as torch.optim.Adam."""
+"""Adam (Kingma & Ba, 2015) with L2 weight decay, as PyTorch's ``optim.Adam``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .optimizer import Optimizer, check_range
 
 
 class Adam(Optimizer):
-    r"""torch.optim.Adam's update rule (amsgrad off):
+    r"""PyTorch's ``optim.Adam`` update rule (amsgrad off):
 
     .. math::
         g_t &\leftarrow g_t + \lambda \theta_{t-1} \\

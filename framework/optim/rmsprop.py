@@ -1,4 +1,4 @@
-"""RMSprop (Hinton; Graves 2013 for the centred form), as torch.optim.RMSprop."""
+"""RMSprop (Hinton; Graves 2013 for the centred form), as PyTorch's ``optim.RMSprop``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .optimizer import Optimizer, check_range
 
 
 class RMSprop(Optimizer):
-    r"""torch.optim.RMSprop's update rule:
+    r"""PyTorch's ``optim.RMSprop`` update rule:
 
     .. math::
         g_t &\leftarrow g_t + \lambda \theta_{t-1} \\

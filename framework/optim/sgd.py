@@ -12,7 +12,7 @@ from .optimizer import Optimizer, check_range
 
 
 class SGD(Optimizer):
-    r"""torch.optim.SGD's update rule, with :math:`g_t` the gradient:
+    r"""PyTorch's ``optim.SGD`` update rule, with :math:`g_t` the gradient:
 
     .. math::
         g_t &\leftarrow g_t + \lambda \theta_{t-1} \\

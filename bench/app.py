@@ -70,14 +70,13 @@ def adapters(cfg: DictConfig, generator: torch.Generator) -> dict[str, Any]:
     """Freshly initialised adapters, one per configured framework, all from one initial state."""
     model = build_model(cfg, generator)
     criterion = LOSSES[cfg.loss.name]()
+    optimizer = build_optimizer(cfg, model)
     built = {}
     if "torch" in frameworks(cfg):  # the twin copies the state before any training
         twin = torch_twin(model)
-        twin_criterion = torch_loss(criterion)
-        twin_optimizer = torch_optimizer(build_optimizer(cfg, build_model(cfg, generator)), twin)
-        built["torch"] = TorchAdapter(twin, twin_criterion, twin_optimizer)
+        built["torch"] = TorchAdapter(twin, torch_loss(criterion), torch_optimizer(optimizer, twin))
     if "custom" in frameworks(cfg):
-        built["custom"] = CustomAdapter(model, criterion, build_optimizer(cfg, model))
+        built["custom"] = CustomAdapter(model, criterion, optimizer)
     return {name: built[name] for name in frameworks(cfg)}
 
 

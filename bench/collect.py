@@ -18,7 +18,9 @@ import pandas as pd
 
 from . import results
 
-LABELS = ["experiment", "framework", "activation", "optimizer", "loss", "init", "dtype"]
+#: the columns that name a configuration (a job sweeps some of them)
+CONFIG_COLUMNS = ("framework", "activation", "optimizer", "loss", "init", "dtype")
+LABELS = ["experiment", *CONFIG_COLUMNS]
 COLUMNS = [
     *LABELS,
     "seed",

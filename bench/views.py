@@ -20,15 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CONFIG_COLUMNS: tuple[str, ...] = (
-    "framework",
-    "activation",
-    "optimizer",
-    "loss",
-    "init",
-    "dtype",
-)
-"""The columns that name a configuration (a job sweeps some of them)."""
+from bench.collect import CONFIG_COLUMNS
 
 DEFAULTS: dict[str, str] = {
     "framework": "custom",

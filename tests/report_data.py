@@ -11,22 +11,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-ALL_EXPERIMENTS = (
-    "fig2_activations",
-    "fig3_optimizers",
-    "fig4_losses",
-    "fig5_frameworks",
-    "initializers",
-)
+from bench import views
 
-BASE = {
-    "framework": "custom",
-    "activation": "relu",
-    "optimizer": "sgd",
-    "loss": "mse",
-    "init": "default",
-    "dtype": "float32",
-}
+ALL_EXPERIMENTS = tuple(views.EXPERIMENTS)
+
+BASE = dict(views.DEFAULTS)  # the configuration each experiment holds fixed
 
 # (column, values) swept by each experiment.
 SWEEPS = {

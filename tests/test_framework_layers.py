@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from gradcheck import central_difference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -207,21 +208,6 @@ def test_bce_at_and_near_0_and_1_equals_torch(parity, name):
 
 
 # -- against central differences: no torch.autograd -----------------------------------------------
-def central_difference(f: Callable[[], float], tensor: torch.Tensor, h: float = 1e-6):
-    """dF/dtensor by (F(t + h) − F(t − h)) / 2h, one entry at a time (tensor changed in place)."""
-    flat = tensor.view(-1)
-    grad = torch.empty_like(flat)
-    for i in range(flat.numel()):
-        original = flat[i].item()
-        flat[i] = original + h
-        up = f()
-        flat[i] = original - h
-        down = f()
-        flat[i] = original
-        grad[i] = (up - down) / (2 * h)
-    return grad.view_as(tensor)
-
-
 def away_from_kinks(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Random values with 0.05 <= |x| <= 3, so x ± h never crosses a kink."""
     magnitude = torch.empty(shape, dtype=F64).uniform_(0.05, 3, generator=generator)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from gradcheck import central_difference
 
 import framework as fw
 from bench.reference import torch_loss, torch_twin
@@ -90,22 +91,10 @@ def test_sequential_gradients_equal_central_differences(activation, loss):
     def objective() -> float:
         return criterion(model(x), y).item()
 
-    def central_difference(tensor: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
-        flat, numeric = tensor.view(-1), torch.empty(tensor.numel(), dtype=F64)
-        for i in range(flat.numel()):
-            original = flat[i].item()
-            flat[i] = original + h
-            up = objective()
-            flat[i] = original - h
-            down = objective()
-            flat[i] = original
-            numeric[i] = (up - down) / (2 * h)
-        return numeric.view_as(tensor)
-
     tolerance = {"atol": 1e-7, "rtol": 1e-6}
-    torch.testing.assert_close(grad_input, central_difference(x), **tolerance)
+    torch.testing.assert_close(grad_input, central_difference(objective, x), **tolerance)
     for name, param in model.named_parameters():
-        numeric = central_difference(param.data)
+        numeric = central_difference(objective, param.data)
         torch.testing.assert_close(param.grad, numeric, **tolerance, msg=name)
 
 

@@ -6,8 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# The sweeps of the report, each defined (with its own sweep) in conf/experiment/<name>.yaml.
-EXPERIMENTS := fig2_activations fig3_optimizers fig4_losses fig5_frameworks initializers
+# The sweeps of the report: every file of bench/conf/experiment (each holds its own sweep).
+EXPERIMENTS := $(basename $(notdir $(wildcard bench/conf/experiment/*.yaml)))
 RUNS        := runs
 RESULTS     := reports/results.parquet
 SWEEP_ARGS  ?=
@@ -50,19 +50,22 @@ sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), co
 	$(MAKE) --no-print-directory report || status=1; \
 	exit $$status
 
-collect: $(STAMP) ## Collect runs/ into reports/results.parquet (+ CSV); exit 3 if a job failed
+collect: $(STAMP) ## Collect runs/ into reports/results.parquet; exit 3 if a job failed or is partial
 	$(PY) -m bench.collect $(RUNS) --out $(RESULTS)
 
 report: $(STAMP) ## Rebuild figures, tables and reports/README.md from reports/results.parquet
 	$(PY) -m bench.report --results $(RESULTS) --out reports
 
 bench: $(STAMP) ## Time custom vs torch.nn side by side (pytest-benchmark), write reports/benchmarks/
-	@mkdir -p reports/benchmarks
+	@mkdir -p .benchmarks
 	$(PY) -m pytest tests/benchmarks -q --benchmark-enable --benchmark-warmup=on \
 		--benchmark-min-rounds=15 --benchmark-columns=median,iqr,min,rounds \
-		--benchmark-json=reports/benchmarks/benchmarks.json
-	$(PY) -m bench.speed reports/benchmarks/benchmarks.json --out reports/benchmarks
+		--benchmark-json=.benchmarks/benchmarks.json
+	$(PY) -m bench.report.speed .benchmarks/benchmarks.json --out reports/benchmarks
 
 clean: ## Remove the venv, caches and local sweep outputs (keeps committed reports/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks runs outputs multirun
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+print-%: # `make print-EXPERIMENTS`: the value of a variable (the tests read the experiment list)
+	@echo $($*)

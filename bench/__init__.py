@@ -1,1 +1,11 @@
-"""The benchmark harness: data, the torch.nn twin, one training loop, the Hydra app, results."""
+"""The benchmark harness and its report, in two subpackages:
+
+- ``bench.harness``: the job (config schema and validation, data, model building, one training
+  loop with an adapter per framework, the torch.nn twin, the result schema) and ``collect``;
+- ``bench.report``: views of the results table, statistics, tables, figures, claims, the speed
+  summary and the generated README. It reads only the table and never imports torch.
+
+``python -m bench [overrides]`` runs jobs (Hydra), ``python -m bench.collect RUNS --out FILE``
+tabulates them, ``python -m bench.report`` builds the report. The configuration tree ships
+inside the package, in ``bench/conf``.
+"""

@@ -1,6 +1,6 @@
-"""``python -m bench [overrides]``: the Hydra app (see bench/app.py)."""
+"""``python -m bench [overrides]``: the Hydra app (see bench/harness/app.py)."""
 
-from .app import main
+from bench.harness.app import main
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "bench" / "conf"
 
 #: small and quick: 2 folds of 200/100 points, 3 epochs of 4 batches
 SMALL = ["folds=2", "epochs=3", "batch_size=50", "data.n_train=200", "data.n_test=100"]
@@ -20,9 +20,9 @@ SMALL = ["folds=2", "epochs=3", "batch_size=50", "data.n_train=200", "data.n_tes
 
 def compose(*overrides: str) -> DictConfig:
     """The job config the CLI would build from ``overrides`` (Hydra's compose API)."""
-    import bench.config
+    import bench.harness.config
 
-    bench.config.register()
+    bench.harness.config.register()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return hydra_compose("config", overrides=list(overrides))
 

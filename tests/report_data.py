@@ -11,20 +11,25 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from bench import views
+from bench.harness import catalog
+from bench.report import views
 
 ALL_EXPERIMENTS = tuple(views.EXPERIMENTS)
 
 BASE = dict(views.DEFAULTS)  # the configuration each experiment holds fixed
 
-# (column, values) swept by each experiment.
-SWEEPS = {
-    "fig2_activations": ("activation", ("relu", "tanh", "leaky_relu", "elu")),
-    "fig3_optimizers": ("optimizer", ("sgd", "sgd_momentum", "adam", "rmsprop")),
-    "fig4_losses": ("loss", ("mse", "bce")),
-    "fig5_frameworks": ("dtype", ("float32", "float64")),
-    "initializers": ("init", ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform")),
-}
+
+def _sweep(name: str) -> tuple[str, tuple[str, ...]]:
+    """The (column, values) an experiment's jobs differ in (fig5 trains both frameworks in each
+    job, so its jobs differ only in dtype)."""
+    expected = catalog.experiments()[name].expected()
+    expected.pop("framework", None)
+    ((column, values),) = expected.items()
+    return column, values
+
+
+# (column, values) swept by each experiment, as its file in conf/experiment says.
+SWEEPS = {name: _sweep(name) for name in ALL_EXPERIMENTS}
 
 # Final test error and decay rate (per epoch) per swept level: the paper's story.
 FINAL = {

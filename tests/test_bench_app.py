@@ -8,7 +8,7 @@ import math
 import pytest
 from bench_utils import SMALL, compose
 
-from bench import app, collect, results
+from bench.harness import app, collect, results
 
 
 def strip_timing(value):
@@ -42,7 +42,7 @@ def test_same_command_twice_gives_identical_results_but_timing(tmp_path):
     cfg = compose(*SMALL, "framework=both", "optimizer=adam", "activation=elu")
     first = app.run(cfg, tmp_path / "a")
     second = app.run(cfg, tmp_path / "b")
-    assert strip_timing(first) == strip_timing(second)
+    assert strip_timing(first.to_dict()) == strip_timing(second.to_dict())
     on_disk = [json.loads((tmp_path / d / "result.json").read_text()) for d in "ab"]
     assert strip_timing(on_disk[0]) == strip_timing(on_disk[1])
 
@@ -57,21 +57,22 @@ def test_finished_job_is_skipped_not_recomputed(tmp_path, monkeypatch):
 def test_changed_config_in_same_dir_is_recomputed(tmp_path):
     app.run(compose(*SMALL), tmp_path)
     again = app.run(compose(*SMALL, "seed=5"), tmp_path)
-    assert again["config"]["seed"] == 5
+    assert again.config["seed"] == 5
 
 
 def test_result_of_other_code_is_recomputed_not_reused(tmp_path, monkeypatch):
     first = app.run(compose(*SMALL), tmp_path)
     monkeypatch.setattr(results, "code_hash", lambda: "changed-framework")
     again = app.run(compose(*SMALL), tmp_path)
-    assert again["versions"]["code"] == "changed-framework" != first["versions"]["code"]
+    assert again.versions["code"] == "changed-framework" != first.versions["code"]
 
 
 def test_half_written_result_is_never_read(tmp_path):
-    (tmp_path / "result.json").write_text('{"schema": 1, "status": "ok", "config"')  # torn
-    assert results.read(tmp_path / "result.json") is None
+    (tmp_path / "result.json").write_text('{"schema": 2, "status": "ok", "config"')  # torn
+    with pytest.raises(results.ResultError, match="not valid JSON"):
+        results.JobResult.read(tmp_path / "result.json")
     result = app.run(compose(*SMALL), tmp_path)  # recomputed, not trusted
-    assert result["status"] == "ok" and result["runs"]
+    assert result.status == "ok" and result.runs
 
 
 def test_job_that_raises_records_failed_and_collect_still_works(tmp_path, monkeypatch):
@@ -81,10 +82,10 @@ def test_job_that_raises_records_failed_and_collect_still_works(tmp_path, monkey
     app.run(compose(*SMALL, "activation=tanh"), tmp_path / "good")
     monkeypatch.setattr(app, "run_fold", explode)
     failed = app.run(compose(*SMALL), tmp_path / "bad")
-    assert failed["status"] == "failed" and "boom in fold" in failed["error"]
+    assert failed.status == "failed" and "boom in fold" in failed.error
     monkeypatch.undo()
     # a failed job is retried on the next run, not skipped
-    assert app.run(compose(*SMALL), tmp_path / "bad")["status"] == "ok"
+    assert app.run(compose(*SMALL), tmp_path / "bad").status == "ok"
     monkeypatch.setattr(app, "run_fold", explode)
     app.run(compose(*SMALL, "loss=bce"), tmp_path / "bad2")
     frame = collect.collect(tmp_path)
@@ -97,17 +98,17 @@ def test_job_that_raises_records_failed_and_collect_still_works(tmp_path, monkey
 def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
     cfg = compose(*SMALL, "framework=both", "loss=bce", "optimizer.lr=1e30", "epochs=20")
     result = app.run(cfg, tmp_path)
-    assert result["status"] == "diverged"
-    for run in result["runs"]:
-        assert run["status"] == "diverged"
-        epoch = run["diverged_epoch"]
-        assert 1 <= epoch < 20 and len(run["epochs"]) == epoch + 1  # stopped there
-        assert not math.isfinite(run["epochs"][-1]["train_loss"])
+    assert result.status == "diverged"
+    for run in result.runs:
+        assert run.status == "diverged"
+        epoch = run.diverged_epoch
+        assert 1 <= epoch < 20 and len(run.epochs) == epoch + 1  # stopped there
+        assert not math.isfinite(run.epochs[-1].train_loss)
     frame = collect.collect(tmp_path)
     assert set(frame["status"]) == {"diverged"}
     # a finished, diverged job is a result: not recomputed
     monkeypatch.setattr(app, "run_fold", lambda *a: pytest.fail("recomputed a diverged job"))
-    assert app.run(cfg, tmp_path)["started"] == result["started"]
+    assert app.run(cfg, tmp_path).started == result.started
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from bench_utils import SMALL, compose
 
-from bench import app, collect, tables, views
+from bench.harness import app, collect
+from bench.report import tables, views
 
 
 def final_test_error(frame: pd.DataFrame) -> pd.Series:
@@ -18,10 +19,10 @@ def test_rows_equal_a_direct_read_of_result_json(tmp_path):
     result = app.run(compose(*SMALL, "framework=both", "name=fig5_frameworks"), tmp_path / "job")
     frame = collect.collect(tmp_path)
     assert len(frame) == 2 * 2 * 4  # frameworks × folds × epochs 0..3
-    for run in result["runs"]:
-        rows = frame[(frame["framework"] == run["framework"]) & (frame["fold"] == run["fold"])]
-        assert rows["test_error"].tolist() == [e["test_error"] for e in run["epochs"]]
-        assert rows["train_seconds"].tolist() == [e["train_seconds"] for e in run["epochs"]]
+    for run in result.runs:
+        rows = frame[(frame["framework"] == run.framework) & (frame["fold"] == run.fold)]
+        assert rows["test_error"].tolist() == [e.test_error for e in run.epochs]
+        assert rows["train_seconds"].tolist() == [e.train_seconds for e in run.epochs]
     assert frame["config_id"].nunique() == 1 and frame["job"].eq("job").all()
 
 

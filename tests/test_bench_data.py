@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from bench import data
+from bench.harness import data
 
 
 def digest(split: data.Split) -> str:
@@ -42,7 +42,8 @@ def test_radius_is_configurable():
 
 def test_same_seed_fold_same_tensors_in_a_new_process():
     code = (
-        "import hashlib; from bench import data; s = data.fold_split(7, 3); h = hashlib.sha256()\n"
+        "import hashlib; from bench.harness import data\n"
+        "s = data.fold_split(7, 3); h = hashlib.sha256()\n"
         "for t in (s.x_train, s.y_train, s.x_test, s.y_test): h.update(t.numpy().tobytes())\n"
         "print(h.hexdigest())"
     )

@@ -13,12 +13,12 @@ import math
 import pytest
 from bench_utils import compose
 
-from bench import app
+from bench.harness import app, catalog
 
-ACTIVATIONS = ["relu", "tanh", "leaky_relu", "elu"]
-LOSSES = ["mse", "bce"]
-OPTIMIZERS = ["sgd", "sgd_momentum", "adam", "rmsprop"]
-INITS = ["default", "xavier_uniform", "xavier_normal", "kaiming_uniform"]
+# every option of each config group (the conf/ tree is the one list)
+ACTIVATIONS, LOSSES, OPTIMIZERS, INITS = (
+    catalog.levels()[group] for group in ("activation", "loss", "optimizer", "init")
+)
 GRID = list(itertools.product(ACTIVATIONS, LOSSES, OPTIMIZERS, INITS))
 QUICK = ["framework=both", "epochs=3", "batch_size=50", "data.n_train=200", "data.n_test=100"]
 

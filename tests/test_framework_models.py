@@ -15,7 +15,7 @@ import torch
 from gradcheck import central_difference
 
 import framework as fw
-from bench.reference import torch_loss, torch_twin
+from bench.harness.reference import torch_loss, torch_twin
 
 F64 = torch.float64
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import framework as fw
-from bench.reference import torch_loss, torch_twin
+from bench.harness.reference import torch_loss, torch_twin
 
 F64 = torch.float64
 STEPS = 20

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import framework as fw
-from bench.reference import torch_loss, torch_twin
+from bench.harness.reference import torch_loss, torch_twin
 
 FRAMEWORK = Path(fw.__file__).resolve().parent
 SOURCES = sorted(FRAMEWORK.rglob("*.py"))
@@ -120,7 +120,7 @@ BAD_SNIPPETS = [
     "from torch.nn import functional",
     "from torch.optim import SGD",
     "import torch.func",
-    "from bench import reference",
+    "from bench.harness import reference",
     "import torch\ny = torch.nn.functional.relu(x)",
     "import torch as T\nT.autograd.grad(y, x)",
     "import torch\nw = torch.zeros(2, requires_grad=True)",

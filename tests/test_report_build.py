@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from report_data import make_results
 
-from bench import claims, figures, report
+from bench.report import build, claims, figures
 
 STEMS = [stem for _, stem, _, _ in figures.FIGURES]
 TABLE_FILES = [
@@ -39,13 +39,13 @@ def results() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def built(results: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> report.Report:
+def built(results: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> build.Report:
     out = _with_speed_benchmark(tmp_path_factory.mktemp("report"))
-    return report.build_report(results, out)
+    return build.build_report(results, out)
 
 
 @pytest.fixture(scope="module")
-def out_dir(built: report.Report) -> Path:
+def out_dir(built: build.Report) -> Path:
     return built.files[0].parent
 
 
@@ -58,7 +58,7 @@ def test_figure_written_as_png_and_svg(out_dir: Path, stem: str) -> None:
     assert text.startswith("<?xml") and "<svg" in text
 
 
-def test_every_figure_drawn_from_complete_results(built: report.Report) -> None:
+def test_every_figure_drawn_from_complete_results(built: build.Report) -> None:
     assert [f.stem for f in built.figures] == STEMS
     assert all(f.available and not f.notes for f in built.figures)
 
@@ -77,7 +77,7 @@ def test_figures_carry_no_date_and_no_version(out_dir: Path) -> None:
 
 
 def test_readme_embeds_figures_tables_claims_and_provenance(
-    out_dir: Path, built: report.Report
+    out_dir: Path, built: build.Report
 ) -> None:
     text = (out_dir / "README.md").read_text()
     for stem in STEMS:
@@ -100,7 +100,7 @@ def test_readme_includes_speed_benchmark_verbatim(out_dir: Path) -> None:
 
 
 def test_no_speed_section_without_the_benchmark(tmp_path: Path) -> None:
-    assert report.speed_section(tmp_path) is None
+    assert build.speed_section(tmp_path) is None
 
 
 def test_cli_rebuild_from_parquet_is_byte_identical(
@@ -110,7 +110,7 @@ def test_cli_rebuild_from_parquet_is_byte_identical(
     parquet = tmp_path / "results.parquet"
     results.to_parquet(parquet, index=False)
     again = _with_speed_benchmark(tmp_path / "again")
-    assert report.main(["--results", str(parquet), "--out", str(again)]) == 0
+    assert build.main(["--results", str(parquet), "--out", str(again)]) == 0
     first = sorted(p.relative_to(out_dir) for p in out_dir.rglob("*") if p.is_file())
     second = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert first == second
@@ -121,7 +121,7 @@ def test_cli_rebuild_from_parquet_is_byte_identical(
 def test_cli_missing_results_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = report.main(["--results", str(tmp_path / "nope.parquet"), "--out", str(tmp_path)])
+    code = build.main(["--results", str(tmp_path / "nope.parquet"), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "results file not found" in err and "nope.parquet" in err
@@ -135,11 +135,11 @@ def test_cli_results_without_required_column_exit_2(
     make_results(experiments=["fig4_losses"], folds=1, epochs=2).drop(columns="test_error").to_csv(
         csv, index=False
     )
-    assert report.main(["--results", str(csv), "--out", str(tmp_path / "out")]) == 2
+    assert build.main(["--results", str(csv), "--out", str(tmp_path / "out")]) == 2
     assert "test_error" in capsys.readouterr().err
 
 
-def test_claims_csv_matches_claims(out_dir: Path, built: report.Report) -> None:
+def test_claims_csv_matches_claims(out_dir: Path, built: build.Report) -> None:
     frame = pd.read_csv(out_dir / "claims.csv")
     assert list(frame["key"]) == [c.key for c in claims.CLAIMS]
     assert list(frame["status"]) == [c.status for c in built.claims]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_data import make_results
 
-from bench import claims, views
+from bench.report import claims, views
 
 SUPPORTED, NOT_SUPPORTED = claims.SUPPORTED, claims.NOT_SUPPORTED
 NOT_EVALUATED = f"{claims.NOT_EVALUATED} (data missing)"

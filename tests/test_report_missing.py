@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from report_data import make_results
 
-from bench import claims, figures, report, views
+from bench.report import build, claims, figures, views
 
 STEMS = [stem for _, stem, _, _ in figures.FIGURES]
 
 
 @pytest.fixture(scope="module")
-def partial(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.Report, str]:
+def partial(tmp_path_factory: pytest.TempPathFactory) -> tuple[build.Report, str]:
     """fig4 and initializers never ran, ELU failed, one Adam fold diverged, torch float64 is
     missing from fig5, and an experiment the report does not know is present."""
     df = make_results(
@@ -27,11 +27,11 @@ def partial(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.Report, st
     )
     df = df[~((df["framework"] == "torch") & (df["dtype"] == "float64"))]
     out = tmp_path_factory.mktemp("partial")
-    built = report.build_report(df, out)
+    built = build.build_report(df, out)
     return built, (out / "README.md").read_text()
 
 
-def test_every_figure_file_still_written(partial: tuple[report.Report, str]) -> None:
+def test_every_figure_file_still_written(partial: tuple[build.Report, str]) -> None:
     built, _ = partial
     out = built.files[0].parent
     for stem in STEMS:
@@ -39,7 +39,7 @@ def test_every_figure_file_still_written(partial: tuple[report.Report, str]) -> 
         assert (out / f"{stem}.svg").stat().st_size > 0
 
 
-def test_figures_without_data_are_marked_not_drawn(partial: tuple[report.Report, str]) -> None:
+def test_figures_without_data_are_marked_not_drawn(partial: tuple[build.Report, str]) -> None:
     built, text = partial
     drawn = {f.stem: f.available for f in built.figures}
     assert drawn == {
@@ -53,7 +53,7 @@ def test_figures_without_data_are_marked_not_drawn(partial: tuple[report.Report,
     assert "**Not drawn: no results for experiment 'initializers'.**" in text
 
 
-def test_partial_figures_name_what_is_missing(partial: tuple[report.Report, str]) -> None:
+def test_partial_figures_name_what_is_missing(partial: tuple[build.Report, str]) -> None:
     built, _ = partial
     notes = {f.stem: " ".join(f.notes) for f in built.figures}
     assert "job failed: ELU" in notes["fig2_activations"]
@@ -62,7 +62,7 @@ def test_partial_figures_name_what_is_missing(partial: tuple[report.Report, str]
 
 
 def test_readme_lists_missing_failed_diverged_and_unknown(
-    partial: tuple[report.Report, str],
+    partial: tuple[build.Report, str],
 ) -> None:
     _, text = partial
     section = text[text.index("## Missing or partial results") : text.index("## The paper")]
@@ -78,7 +78,7 @@ def test_readme_lists_missing_failed_diverged_and_unknown(
 
 
 def test_claims_that_need_missing_data_are_not_evaluated(
-    partial: tuple[report.Report, str],
+    partial: tuple[build.Report, str],
 ) -> None:
     built, text = partial
     status = {c.key: c.status for c in built.claims}
@@ -93,7 +93,7 @@ def test_claims_that_need_missing_data_are_not_evaluated(
 
 
 def test_summary_keeps_failed_and_never_run_configurations(
-    partial: tuple[report.Report, str],
+    partial: tuple[build.Report, str],
 ) -> None:
     built, _ = partial
     s = built.tables.summary
@@ -110,7 +110,7 @@ def test_summary_keeps_failed_and_never_run_configurations(
 def test_table3_with_one_framework_missing(tmp_path: Path) -> None:
     df = make_results(folds=2, epochs=4, experiments=["fig5_frameworks"])
     df = df[df["framework"] == "custom"]
-    built = report.build_report(df, tmp_path)
+    built = build.build_report(df, tmp_path)
     t = built.tables.table3
     torch_row = t[(t["framework"] == "torch") & (t["source"] == "this run")].iloc[0]
     assert torch_row["n_folds"] == 0 and pd.isna(torch_row["test_acc_mean"])
@@ -122,7 +122,7 @@ def test_table3_with_one_framework_missing(tmp_path: Path) -> None:
 
 def test_empty_results_build_a_report_of_what_is_missing(tmp_path: Path) -> None:
     df = make_results(folds=1, epochs=1).iloc[0:0]
-    built = report.build_report(df, tmp_path)
+    built = build.build_report(df, tmp_path)
     assert not any(f.available for f in built.figures)
     assert all(c.status.startswith(claims.NOT_EVALUATED) for c in built.claims)
     text = (tmp_path / "README.md").read_text()
@@ -136,9 +136,9 @@ def test_required_column_missing_is_a_clear_error() -> None:
 
 
 def test_optional_columns_may_be_absent(tmp_path: Path) -> None:
-    """Only the DESIGN's minimum columns: dtype, status, provenance and job are filled in."""
+    """Only the report's required columns: dtype, status, provenance and job are filled in."""
     keep = [*views.REQUIRED_COLUMNS, "seed"]
     df = make_results(folds=2, epochs=3, experiments=["fig4_losses"])[keep]
-    built = report.build_report(df, tmp_path)
+    built = build.build_report(df, tmp_path)
     assert {f.stem: f.available for f in built.figures}["fig4_losses"]
     assert "| git commit | not recorded |" in (tmp_path / "README.md").read_text()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from report_data import make_results
 
-from bench import tables, views
+from bench.report import tables, views
 
 RTOL = 1e-12
 
@@ -25,7 +25,7 @@ def df(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _direct_table3(raw: pd.DataFrame) -> pd.DataFrame:
-    """Table III straight from the issue: fig5_frameworks, float32, last epoch, 1 − error."""
+    """Table III as the paper defines it: fig5_frameworks, float32, last epoch, 1 − error."""
     d = raw[(raw["experiment"] == "fig5_frameworks") & (raw["dtype"] == "float32")]
     last = d[(d["epoch"] == d["epoch"].max()) & d["test_error"].notna()]
     g = last.assign(train_acc=1 - last["train_error"], test_acc=1 - last["test_error"]).groupby(

@@ -34,7 +34,7 @@ def shapes(cfg: DictConfig) -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Every benchmark on one intra-op thread (fixed and recorded, DESIGN.md's timing rule)."""
+    """Every benchmark on one intra-op thread (fixed and recorded: the README's timing rule)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     yield torch.get_num_threads()

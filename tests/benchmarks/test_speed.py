@@ -4,7 +4,7 @@ pytest-benchmark prints them together with its relative column. ``make bench`` t
 
 - ``run-sgd``, ``run-adam``: a whole training run of the Table III job (2-25-25-25-1, ReLU, MSE,
   1000 points, batch 100, 100 epochs) through the harness's own loop, ``bench.training.train``,
-  with the adapters ``bench.app.adapters`` builds: what the sweep runs. Each round starts from a
+  with the adapters ``bench.models.adapters`` builds: what the sweep runs. Each round starts from a
   fresh model (untimed setup), since training changes the weights.
 - ``step-sgd``, ``step-adam``: one training step (forward, loss, backward, optimizer step)
   through the same adapters, on the same model round after round. A step costs the same
@@ -29,10 +29,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench import app, data
-from bench.training import CustomAdapter, TorchAdapter, train
+from bench.harness import data, models
+from bench.harness.training import CustomAdapter, TorchAdapter, train
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "bench" / "conf"
 
 FRAMEWORKS = ["custom", "torch"]
 RUN_ROUNDS = 15
@@ -57,13 +57,13 @@ def job_config(*overrides: str) -> DictConfig:
 def fold_data(cfg: DictConfig, fold: int = 0) -> data.Split:
     """The fold's points on the job's device and dtype, as ``app.run_fold`` makes them."""
     split = data.fold_split(cfg.seed, fold, cfg.data.n_train, cfg.data.n_test, cfg.data.radius)
-    return split.to(torch.device(cfg.device), app.DTYPES[cfg.dtype])
+    return split.to(torch.device(cfg.device), models.DTYPES[cfg.dtype])
 
 
 def fresh_adapter(cfg: DictConfig, framework: str) -> CustomAdapter | TorchAdapter:
     """A freshly initialised adapter of ``framework``, from fold 0's initial weights (the same
     for both frameworks, as in the sweep)."""
-    return app.adapters(cfg, data.generator(cfg.seed, 0, "init"))[framework]
+    return models.adapters(cfg, data.generator(cfg.seed, 0, "init"))[framework]
 
 
 def _minibatches(cfg: DictConfig, split: data.Split):
@@ -107,7 +107,7 @@ def test_training_run(benchmark, record, framework, optimizer):
     steps = epochs * math.ceil(cfg.data.n_train / cfg.batch_size)
     record(f"run-{optimizer}", cfg, framework, epochs=epochs, steps=steps)
     result = benchmark.pedantic(run, setup=setup, rounds=RUN_ROUNDS, warmup_rounds=1)
-    # The harness's own timer (training steps only: DESIGN.md's timing rule) in the same rounds,
+    # The harness's own timer (training steps only: the README's timing rule) in the same rounds,
     # for the direction check against the sweep; pytest-benchmark times the whole train() call.
     benchmark.extra_info["harness_train_seconds"] = harness_seconds[-RUN_ROUNDS:]
     assert result.status == "ok"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -18,6 +17,7 @@ import torch
 import framework as fw
 
 from .data import Split
+from .results import EpochRecord
 
 
 class Adapter(Protocol):
@@ -76,21 +76,6 @@ class TorchAdapter:
 
 
 @dataclass
-class EpochRecord:
-    """Measures after one epoch (epoch 0: before any training)."""
-
-    epoch: int
-    train_loss: float
-    train_error: float
-    test_loss: float
-    test_error: float
-    train_seconds: float  # cumulative time in training steps at the end of this epoch
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass
 class RunResult:
     """One framework trained on one fold."""
 
@@ -117,7 +102,6 @@ def train(
     batch_size: int,
     shuffle: torch.Generator,
     warmup: Adapter | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> RunResult:
     """Mini-batch training over ``epochs``, the batch order drawn from ``shuffle``.
 
@@ -148,8 +132,6 @@ def train(
         seconds += time.perf_counter() - start
         record = _record(adapter, split, epoch, seconds)
         records.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
         if not math.isfinite(record.train_loss):
             return RunResult("diverged", records, diverged_epoch=epoch)
     return RunResult("ok", records)

@@ -20,25 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.collect import CONFIG_COLUMNS
+from bench.harness import catalog, collect
+from bench.harness.catalog import CONFIG_COLUMNS
 
-DEFAULTS: dict[str, str] = {
-    "framework": "custom",
-    "activation": "relu",
-    "optimizer": "sgd",
-    "loss": "mse",
-    "init": "default",
-    "dtype": "float32",
-}
+DEFAULTS: dict[str, str] = catalog.defaults()
+"""The value of each configuration column in the default job (conf/config.yaml): what an
+experiment that does not sweep a column holds it at."""
 
-LEVELS: dict[str, tuple[str, ...]] = {
-    "framework": ("custom", "torch"),
-    "activation": ("relu", "tanh", "leaky_relu", "elu"),
-    "optimizer": ("sgd", "sgd_momentum", "adam", "rmsprop"),
-    "loss": ("mse", "bce"),
-    "init": ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform"),
-    "dtype": ("float32", "float64"),
-}
+LEVELS: dict[str, tuple[str, ...]] = catalog.levels()
 """Every known value of each configuration column, in the order figures and tables use."""
 
 LABELS: dict[str, str] = {
@@ -58,9 +47,11 @@ LABELS: dict[str, str] = {
     "xavier_uniform": "Xavier uniform",
     "xavier_normal": "Xavier normal",
     "kaiming_uniform": "Kaiming uniform",
+    "kaiming_normal": "Kaiming normal",
     "float32": "float32",
     "float64": "float64",
 }
+"""The display label of every value in ``LEVELS`` (a test checks none is missing)."""
 
 COLUMN_TITLES: dict[str, str] = {
     "framework": "Framework",
@@ -88,9 +79,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 """Without these the report cannot be built; every other column is optional."""
 
-OPTIONAL_DEFAULTS: dict[str, object] = {"dtype": "float32", "status": "ok", "error": None}
-METRICS: tuple[str, ...] = ("train_loss", "train_error", "test_error", "train_seconds")
-
 
 @dataclass(frozen=True)
 class Experiment:
@@ -102,19 +90,24 @@ class Experiment:
     what: str
 
 
-EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e
-    for e in (
-        Experiment("fig2_activations", ("activation",), "Figure 2", "activation functions"),
-        Experiment("fig3_optimizers", ("optimizer",), "Figure 3", "optimizers"),
-        Experiment("fig4_losses", ("loss",), "Figure 4", "loss functions"),
-        Experiment(
-            "fig5_frameworks", ("framework", "dtype"), "Figure 5", "custom framework vs torch.nn"
-        ),
-        Experiment("initializers", ("init",), "Initializer figure", "weight initializers"),
-    )
+PRESENTATION: dict[str, tuple[str, str]] = {
+    "fig2_activations": ("Figure 2", "activation functions"),
+    "fig3_optimizers": ("Figure 3", "optimizers"),
+    "fig4_losses": ("Figure 4", "loss functions"),
+    "fig5_frameworks": ("Figure 5", "custom framework vs torch.nn"),
+    "initializers": ("Initializer figure", "weight initializers"),
 }
-"""The experiments the report knows; rows of any other experiment are ignored (and listed)."""
+"""(figure title, what it compares) of each experiment of conf/experiment (a test checks none is
+missing)."""
+
+EXPERIMENTS: dict[str, Experiment] = {
+    name: Experiment(
+        name, experiment.swept, *PRESENTATION.get(name, (name, experiment.description))
+    )
+    for name, experiment in catalog.experiments().items()
+}
+"""The experiments the report knows (those of conf/experiment); rows of any other experiment are
+ignored (and listed)."""
 
 
 def label(value: object) -> str:
@@ -130,7 +123,8 @@ def level_order(column: str, values: Iterable[object]) -> list[str]:
 
 
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """A normalised copy of the results: required columns checked, optional ones filled, types set.
+    """The results typed as collect types them, with collect's selection of rows (the newest
+    configuration per label combination), missing optional values filled, sorted.
 
     Raises:
         ValueError: if a required column is missing (the message names them all).
@@ -138,48 +132,13 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
-    out = df.copy()
-    for col, value in OPTIONAL_DEFAULTS.items():
-        if col not in out.columns:
-            out[col] = value
-    for col in ("experiment", *CONFIG_COLUMNS, "status"):
-        out[col] = out[col].astype("str")
-    out["status"] = out["status"].fillna("ok")
-    for col in ("fold", "epoch"):
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
-    for col in METRICS:
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-    if "seed" not in out.columns:
-        out["seed"] = 0
-    out["seed"] = pd.to_numeric(out["seed"], errors="coerce").fillna(0).astype("int64")
-    out, ignored = _newest_config(out)
+    out = collect.conform(df)
+    out = out.fillna({"status": "ok", "dtype": DEFAULTS["dtype"], "seed": 0})
+    out, ignored = collect.newest_config(out)
     sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
     out = out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)
     out.attrs["ignored"] = ignored
     return out
-
-
-def _newest_config(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Keep, for each experiment and label combination, only the newest configuration.
-
-    Jobs with the same labels but other settings (say a sweep with ``batch_size=50`` left in
-    ``runs/`` beside the default one) must not be pooled as if they were more folds. Returns the
-    rows kept and one note per configuration set aside.
-    """
-    if "config_id" not in df.columns or "finished" not in df.columns:
-        return df, []
-    keys = ["experiment", *CONFIG_COLUMNS]
-    jobs = df.groupby([*keys, "config_id"], dropna=False)["finished"].max().reset_index()
-    newest = jobs.sort_values("finished", kind="stable").drop_duplicates(keys, keep="last")
-    kept = df.merge(newest[[*keys, "config_id"]], on=[*keys, "config_id"], how="inner")
-    dropped = df.merge(newest[[*keys, "config_id"]], on=keys, suffixes=("", "_kept"))
-    dropped = dropped[dropped["config_id"] != dropped["config_id_kept"]]
-    notes = [
-        f"`{row.experiment}`: job `{row.job}` has the same labels as a newer job but other "
-        "settings; it is left out (its rows stay in the results file)"
-        for row in dropped.drop_duplicates("job").itertuples(index=False)
-    ]
-    return kept, notes
 
 
 def experiment_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -259,10 +218,10 @@ def failed_jobs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def expected_configs(name: str) -> list[dict[str, str]]:
-    """Every configuration an experiment is meant to hold (its swept columns' known levels)."""
+    """Every configuration an experiment is meant to hold (the values its file sweeps)."""
     combos: list[dict[str, str]] = [{}]
-    for col in EXPERIMENTS[name].swept:
-        combos = [{**c, col: v} for c in combos for v in LEVELS[col]]
+    for col, values in catalog.experiments()[name].expected().items():
+        combos = [{**c, col: v} for c in combos for v in values]
     return combos
 
 

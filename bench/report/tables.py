@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import views
-from bench.views import COLUMN_TITLES, EXPERIMENTS, LEVELS, label
+from bench.report import views
+from bench.report.views import COLUMN_TITLES, EXPERIMENTS, LEVELS, label
 
 PAPER_TABLE3: dict[str, dict[str, float]] = {
     "custom": {"train_acc": 0.972, "test_acc": 0.947, "time_s": 2.012},

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import tables, views
-from bench.views import EXPERIMENTS, LEVELS, label
+from bench.report import tables, views
+from bench.report.views import EXPERIMENTS, LEVELS, label
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from bench import views
-from bench.views import COLUMN_TITLES, EXPERIMENTS, label
+from bench.report import views
+from bench.report.views import COLUMN_TITLES, EXPERIMENTS, label
 
 matplotlib.use("Agg")  # headless everywhere; figures are built with the OO API, never pyplot
 

@@ -1,6 +1,6 @@
 """The speed benchmark's JSON as a table and a figure: custom / torch.nn time ratios.
 
-    python -m bench.speed reports/benchmarks/benchmarks.json --out reports/benchmarks
+    python -m bench.report.speed .benchmarks/benchmarks.json --out reports/benchmarks
 
 reads what ``make bench`` (pytest-benchmark over tests/benchmarks) wrote, pairs the two
 frameworks of each benchmark group and writes into ``--out``:
@@ -31,23 +31,23 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from bench.figures import PALETTE, PNG_DPI, PNG_METADATA, RC, SVG_METADATA
+from bench.report.figures import PALETTE, PNG_DPI, PNG_METADATA, RC, SVG_METADATA
 
 matplotlib.use("Agg")
 
 FRAMEWORKS = ("custom", "torch")
-RATIO_TARGET = 0.5  # the issue's target where overhead dominates (Table III shapes)
+RATIO_TARGET = 0.5  # our target where overhead dominates (Table III shapes)
 SAME_KERNELS_TARGET = 1.05  # where arithmetic dominates: both run the same BLAS kernels
 SCALE = re.compile(r"^scale-(?:(?P<optimizer>[a-z_]+)-)?w(?P<width>\d+)-b(?P<batch>\d+)$")
 KINDS = {
-    "run": "whole training run (`bench.training.train`, 100 epochs)",
+    "run": "whole training run (`bench.harness.training.train`, 100 epochs)",
     "step": "one training step",
     "scale": "one training step",
 }
 
 
 def target(group: str) -> float | None:
-    """The issue's bound on custom / torch for ``group`` (None: measured, no target)."""
+    """Our bound on custom / torch for ``group`` (None: measured, no target)."""
     if group.startswith(("run-", "step-")):
         return RATIO_TARGET
     match = SCALE.match(group)
@@ -163,7 +163,7 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
         "",
         "Measured by `make bench`: pytest-benchmark runs `tests/benchmarks/test_speed.py` with "
         "both frameworks side by side in one session (each group times the same work in each), "
-        "then `python -m bench.speed` writes this table. A ratio below 1 means the custom "
+        "then `python -m bench.report.speed` writes this table. A ratio below 1 means the custom "
         "framework is faster. The ratio is of the medians; the range pairs the custom "
         "quartiles with the opposite torch quartiles (a conservative IQR band); *min* compares "
         "the fastest rounds. All groups use the Table III model family (2 inputs, 3 hidden "
@@ -188,10 +188,10 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
     if len(runs):
         lines += [
             "",
-            "The *run* groups time the whole `bench.training.train` call, per-epoch evaluation "
-            "included. The harness's own timer, which the sweep reports as `train_seconds` "
-            "(training steps only, after the same warm-up: DESIGN.md's timing rule), gave in "
-            "the same rounds:",
+            "The *run* groups time the whole `bench.harness.training.train` call, per-epoch "
+            "evaluation included. The harness's own timer, which the sweep reports as "
+            "`train_seconds` (training steps only, after the same warm-up: the timing rule of "
+            "the top-level README), gave in the same rounds:",
             "",
             "| group | custom (s, median) | torch (s, median) | ratio |",
             "|---|--:|--:|--:|",
@@ -278,7 +278,7 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     summary = (__doc__ or "").split("\n")[0]
-    parser = argparse.ArgumentParser(prog="python -m bench.speed", description=summary)
+    parser = argparse.ArgumentParser(prog="python -m bench.report.speed", description=summary)
     parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args(argv)

@@ -9,17 +9,14 @@ every machine, and changing one stream (say, the mini-batch order) leaves the ot
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-Stream = Literal["data", "init", "shuffle"]
+from .config import DISK_RADIUS
 
-#: Radius of the disk of area 1/2 centred in the unit square: balanced classes. The report's text
-#: says 1/√2, which covers the whole square (every label 1): a transcription slip.
-DISK_RADIUS = 1 / math.sqrt(2 * math.pi)
+Stream = Literal["data", "init", "shuffle"]
 
 
 def derived_seed(seed: int, fold: int, stream: Stream) -> int:

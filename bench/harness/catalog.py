@@ -1,0 +1,159 @@
+"""What the configuration tree offers, read from the tree itself: each group's options, the
+values of each configuration column in their canonical order, and the experiments with what they
+sweep. It is the one source of those lists: the report's labels and orders, the Makefile's
+experiment list (the files of ``conf/experiment``) and the tests' grids all derive from it.
+
+Torch-free (YAML and the config enums only), so the report can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from . import config
+
+#: the configuration tree, shipped inside the package
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+#: config groups with one YAML file per option
+GROUPS = ("framework", "activation", "optimizer", "loss", "init")
+
+#: table columns that name a configuration, and the enum that types each (None: free labels,
+#: whose values are the group's file names)
+COLUMN_ENUMS: dict[str, type[Enum] | None] = {
+    "framework": config.FrameworkName,
+    "activation": config.ActivationName,
+    "optimizer": None,
+    "loss": config.LossName,
+    "init": config.InitName,
+    "dtype": config.DType,
+}
+CONFIG_COLUMNS: tuple[str, ...] = tuple(COLUMN_ENUMS)
+
+
+def options(group: str) -> tuple[str, ...]:
+    """The options of a config group: the names of its YAML files, sorted."""
+    directory = CONF_DIR / group
+    if not directory.is_dir():
+        raise ValueError(f"no config group {group!r} in {CONF_DIR}")
+    return tuple(sorted(path.stem for path in directory.glob("*.yaml")))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One file of ``conf/experiment``: what it is and what its sweep varies."""
+
+    name: str
+    description: str
+    defaults: dict[str, str]
+    """The groups it overrides: ``{"framework": "both", ...}``."""
+    sweep: dict[str, tuple[str, ...]]
+    """Its ``hydra.sweeper.params``, in file order: ``{"activation": ("relu", ...), ...}``."""
+
+    @property
+    def swept(self) -> tuple[str, ...]:
+        """The configuration columns that differ between its jobs (or within one: ``framework``
+        when a job trains both frameworks side by side)."""
+        return tuple(self.expected())
+
+    def expected(self) -> dict[str, tuple[str, ...]]:
+        """The values each swept column is meant to take in this experiment's results."""
+        frameworks: list[str] = []
+        for option in self.sweep.get("framework") or (self.defaults.get("framework", "custom"),):
+            names = OmegaConf.load(CONF_DIR / "framework" / f"{option}.yaml").names
+            frameworks += [str(name) for name in names if str(name) not in frameworks]
+        out = {"framework": tuple(frameworks)} if len(frameworks) > 1 else {}
+        out.update(
+            (key, values)
+            for key, values in self.sweep.items()
+            if key in COLUMN_ENUMS and key != "framework"
+        )
+        return out
+
+
+def _sweep_values(value: object) -> tuple[str, ...]:
+    if isinstance(value, (list, ListConfig)):
+        return tuple(str(v) for v in value)
+    return tuple(v.strip() for v in str(value).split(","))
+
+
+def _description(path: Path) -> str:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if not text.startswith("@package"):
+            lines.append(text)
+    return " ".join(lines)
+
+
+def _experiment(path: Path) -> Experiment:
+    node = OmegaConf.load(path)
+    assert isinstance(node, DictConfig)
+    defaults = {}
+    for entry in node.get("defaults", []):
+        if isinstance(entry, (dict, DictConfig)):
+            for key, value in entry.items():
+                group = str(key).removeprefix("override ").strip().lstrip("/")
+                defaults[group] = str(value)
+    params = OmegaConf.select(node, "hydra.sweeper.params", default=None) or {}
+    sweep = {str(key): _sweep_values(value) for key, value in params.items()}
+    return Experiment(str(node.get("name", path.stem)), _description(path), defaults, sweep)
+
+
+@functools.cache
+def experiments() -> dict[str, Experiment]:
+    """Every experiment of ``conf/experiment``, by name, in file-name order."""
+    found = [_experiment(p) for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
+    return {e.name: e for e in found}
+
+
+@functools.cache
+def defaults() -> dict[str, str]:
+    """The value of each configuration column in the default job (``conf/config.yaml``)."""
+    node = OmegaConf.load(CONF_DIR / "config.yaml")
+    chosen = {
+        str(key): str(value)
+        for entry in node.get("defaults", [])
+        if isinstance(entry, (dict, DictConfig))
+        for key, value in entry.items()
+    }
+    out = {column: chosen.get(column, str(node.get(column))) for column in CONFIG_COLUMNS}
+    names = OmegaConf.load(CONF_DIR / "framework" / f"{out['framework']}.yaml").names
+    out["framework"] = str(names[0])
+    return out
+
+
+@functools.cache
+def levels() -> dict[str, tuple[str, ...]]:
+    """Every value of each configuration column, in canonical order: the enum's order where the
+    column is typed by one; otherwise the order in which experiments sweep the values, then the
+    group's other options."""
+    out: dict[str, tuple[str, ...]] = {}
+    for column, enum in COLUMN_ENUMS.items():
+        if enum is not None:
+            out[column] = tuple(str(member.value) for member in enum)
+            continue
+        ordered: list[str] = []
+        for experiment in experiments().values():
+            ordered += [v for v in experiment.sweep.get(column, ()) if v not in ordered]
+        out[column] = (*ordered, *(v for v in options(column) if v not in ordered))
+    return out
+
+
+def main() -> None:
+    """``python -m bench.harness.catalog``: the experiments and each column's values."""
+    for name, experiment in experiments().items():
+        print(f"experiment {name}: sweeps {', '.join(experiment.swept) or '-'}")
+    for column, values in levels().items():
+        print(f"{column}: {', '.join(values)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Everything one fold trains, built from the job's config: the custom model, its loss and
+optimizer, and (for ``framework=both``) the torch.nn twin loaded with the same initial state."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import framework as fw
+
+from . import config
+from .reference import torch_loss, torch_optimizer, torch_twin
+from .training import Adapter, CustomAdapter, TorchAdapter
+
+ACTIVATIONS = {"relu": fw.ReLU, "tanh": fw.Tanh}  # the ones without a parameter
+LOSSES = {"mse": fw.MSELoss, "bce": fw.BCELoss}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def activation(cfg: DictConfig) -> fw.Module:
+    """The hidden layers' activation, with its parameter where it has one."""
+    name = cfg.activation.name.value
+    if name == "leaky_relu":
+        return fw.LeakyReLU(cfg.activation.negative_slope)
+    if name == "elu":
+        return fw.ELU(cfg.activation.alpha)
+    return ACTIVATIONS[name]()
+
+
+def build_model(cfg: DictConfig, generator: torch.Generator) -> fw.Sequential:
+    """2 → width (× hidden_layers) → 1 with the configured activation and a sigmoid output,
+    initialised from ``generator`` (on the CPU, so the draws are the same on any device)."""
+    widths = [2] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [1]
+    layers: list[fw.Module] = []
+    for n_in, n_out in itertools.pairwise(widths):
+        layers += [fw.Linear(n_in, n_out, dtype=DTYPES[cfg.dtype]), activation(cfg)]
+    layers[-1] = fw.Sigmoid()
+    model = fw.Sequential(*layers, init=cfg.init.name.value, generator=generator)
+    return model.to(device=cfg.device)  # type: ignore[return-value]
+
+
+def build_optimizer(cfg: DictConfig, model: fw.Module) -> fw.optim.Optimizer:
+    options = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name"}
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    return getattr(fw.optim, config.algorithm(cfg))(model.parameters(), **options)
+
+
+def frameworks(cfg: DictConfig) -> list[str]:
+    return [str(name.value) for name in cfg.framework.names]
+
+
+def adapters(cfg: DictConfig, generator: torch.Generator) -> dict[str, Adapter]:
+    """Freshly initialised adapters, one per configured framework, all from one initial state."""
+    model = build_model(cfg, generator)
+    criterion = LOSSES[cfg.loss.name.value]()
+    optimizer = build_optimizer(cfg, model)
+    built: dict[str, Adapter] = {}
+    if "torch" in frameworks(cfg):  # the twin copies the state before any training
+        twin = torch_twin(model)
+        built["torch"] = TorchAdapter(twin, torch_loss(criterion), torch_optimizer(optimizer, twin))
+    if "custom" in frameworks(cfg):
+        built["custom"] = CustomAdapter(model, criterion, optimizer)
+    return {name: built[name] for name in frameworks(cfg)}

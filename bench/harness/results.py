@@ -1,0 +1,302 @@
+"""The one definition of a job's ``result.json``: written atomically by the job after every fold,
+read strictly by the resume check and by collect.
+
+A job's file holds its configuration, the versions of the code that ran it, its status and, per
+framework and fold, one record per epoch. ``status`` is ``running`` until the last fold ends,
+then ``ok``, ``diverged`` (some fold's loss became NaN/inf) or ``failed`` (an error, kept in
+``error``). A killed job leaves a ``running`` file holding every fold it finished; it counts as
+finished only when it holds exactly the configured frameworks, folds and epochs.
+
+Torch-free: collect and the report read results without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+SCHEMA_VERSION = 2
+STATUSES = ("running", "ok", "diverged", "failed")
+#: fields that depend on the clock, not on the computation (ignored when comparing runs)
+TIMING_FIELDS = ("started", "finished", "wall_seconds", "train_seconds")
+
+
+class ResultError(ValueError):
+    """A result file that cannot be used; the message says why."""
+
+
+def _number(payload: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = payload.get(key)
+    ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+    if isinstance(value, bool) or not ok:
+        raise ResultError(
+            f"{where}: {key}={value!r} is not {'a number' if kind is float else 'an int'}"
+        )
+    return kind(value)
+
+
+@dataclass
+class EpochRecord:
+    """Measures after one epoch (epoch 0: before any training)."""
+
+    epoch: int
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    train_seconds: float  # cumulative time in training steps at the end of this epoch
+
+    @classmethod
+    def from_dict(cls, payload: Any, where: str) -> EpochRecord:
+        if not isinstance(payload, dict):
+            raise ResultError(f"{where}: an epoch record is not an object")
+        values = {
+            f.name: _number(payload, f.name, int if f.name == "epoch" else float, where)
+            for f in dataclasses.fields(cls)
+        }
+        return cls(**values)
+
+
+@dataclass
+class FoldRun:
+    """One framework trained on one fold."""
+
+    framework: str
+    fold: int
+    status: str  # "ok" or "diverged"
+    epochs: list[EpochRecord]
+    diverged_epoch: int | None = None
+
+    @classmethod
+    def from_dict(cls, payload: Any, where: str) -> FoldRun:
+        if not isinstance(payload, dict):
+            raise ResultError(f"{where}: a run is not an object")
+        fold = _number(payload, "fold", int, where)
+        where = f"{where}, {payload.get('framework')} fold {fold}"
+        if payload.get("status") not in ("ok", "diverged"):
+            raise ResultError(f"{where}: status {payload.get('status')!r}")
+        epochs = payload.get("epochs")
+        if not isinstance(epochs, list) or not epochs:
+            raise ResultError(f"{where}: no epoch records")
+        return cls(
+            framework=str(payload.get("framework")),
+            fold=fold,
+            status=payload["status"],
+            epochs=[EpochRecord.from_dict(e, where) for e in epochs],
+            diverged_epoch=payload.get("diverged_epoch"),
+        )
+
+    def complete(self, epochs: int) -> bool:
+        """Every epoch 0..``epochs`` recorded, or 0..the epoch where it diverged."""
+        last = self.diverged_epoch if self.status == "diverged" else epochs
+        return last is not None and [e.epoch for e in self.epochs] == list(range(last + 1))
+
+
+@dataclass
+class JobResult:
+    """One job (one configuration × all its folds), as stored in ``result.json``."""
+
+    config: dict[str, Any]
+    choices: dict[str, str]
+    versions: dict[str, str]
+    threads: int
+    device: str
+    started: str
+    status: str = "running"
+    error: str | None = None
+    runs: list[FoldRun] = field(default_factory=list)
+    finished: str | None = None
+    wall_seconds: float = 0.0
+    schema: int = SCHEMA_VERSION
+
+    # -- what the configuration asks for --------------------------------------------------------
+    @property
+    def frameworks(self) -> list[str]:
+        return [str(name) for name in self.config["framework"]["names"]]
+
+    @property
+    def folds(self) -> int:
+        return int(self.config["folds"])
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config["epochs"])
+
+    def done_folds(self) -> list[int]:
+        """The folds that every framework has finished (all epochs, or stopped by divergence)."""
+        complete = {(r.framework, r.fold) for r in self.runs if r.complete(self.epochs)}
+        return [k for k in range(self.folds) if all((f, k) in complete for f in self.frameworks)]
+
+    def incomplete(self) -> str | None:
+        """Why this result is not a finished job's (None when it is)."""
+        expected = {(f, k) for f in self.frameworks for k in range(self.folds)}
+        held = [(r.framework, r.fold) for r in self.runs]
+        if len(held) != len(set(held)) or not set(held) <= expected:
+            return f"holds runs {sorted(set(held) - expected)} the config does not ask for"
+        done = self.done_folds()
+        if len(done) < self.folds:
+            return f"{len(done)} of {self.folds} folds finished"
+        if self.status not in ("ok", "diverged"):
+            return f"status {self.status!r}"
+        return None
+
+    def matches(self, config: dict[str, Any], versions: dict[str, str]) -> bool:
+        """Whether this result was computed for ``config`` by the same code and versions
+        (the git commit aside: a commit that changes no code keeps results valid)."""
+
+        def code(v: dict[str, str]) -> dict[str, str]:
+            return {key: value for key, value in v.items() if key != "git_commit"}
+
+        return self.config == config and code(self.versions) == code(versions)
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: Any, where: str = "result") -> JobResult:
+        """Parse and check a result; raises ResultError naming what is wrong."""
+        if not isinstance(payload, dict):
+            raise ResultError(f"{where}: not a JSON object")
+        if payload.get("schema") != SCHEMA_VERSION:
+            raise ResultError(
+                f"{where}: schema {payload.get('schema')!r}, this code reads {SCHEMA_VERSION} "
+                "(re-run the job to recompute it)"
+            )
+        if payload.get("status") not in STATUSES:
+            raise ResultError(f"{where}: status {payload.get('status')!r} not in {STATUSES}")
+        for key, kind in (("config", dict), ("choices", dict), ("versions", dict), ("runs", list)):
+            if not isinstance(payload.get(key), kind):
+                raise ResultError(f"{where}: {key} missing or not a {kind.__name__}")
+        try:
+            names = payload["config"]["framework"]["names"]
+            int(payload["config"]["folds"]), int(payload["config"]["epochs"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ResultError(f"{where}: config lacks frameworks, folds or epochs") from error
+        if not isinstance(names, list) or not names:
+            raise ResultError(f"{where}: config.framework.names is empty")
+        return cls(
+            config=payload["config"],
+            choices={str(k): str(v) for k, v in payload["choices"].items()},
+            versions={str(k): str(v) for k, v in payload["versions"].items()},
+            threads=_number(payload, "threads", int, where),
+            device=str(payload.get("device")),
+            started=str(payload.get("started")),
+            status=payload["status"],
+            error=payload.get("error"),
+            runs=[FoldRun.from_dict(run, where) for run in payload["runs"]],
+            finished=payload.get("finished"),
+            wall_seconds=float(payload.get("wall_seconds") or 0.0),
+        )
+
+    @classmethod
+    def read(cls, path: Path | str) -> JobResult:
+        """The result at ``path``; raises ResultError (missing, unreadable, not JSON, wrong
+        schema, malformed) with the reason."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as error:
+            raise ResultError(f"{path}: missing") from error
+        except (OSError, UnicodeDecodeError) as error:
+            raise ResultError(f"{path}: unreadable ({error})") from error
+        if not text.strip():
+            raise ResultError(f"{path}: empty file")
+        try:
+            payload = json.loads(text)
+        except ValueError as error:
+            raise ResultError(f"{path}: not valid JSON (truncated?): {error}") from error
+        return cls.from_dict(payload, str(path))
+
+    def write(self, path: Path | str) -> None:
+        """Write JSON to a temp file in the same directory, fsync, then ``os.replace``: a reader
+        (or a killed sweep's re-run) sees either the old file or the whole new one, never half."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as file:
+                json.dump(self.to_dict(), file, indent=1, allow_nan=True)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+# -- provenance -----------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+#: the code that determines a result's numbers: a change to any of it invalidates old results
+CODE = (
+    "framework/**/*.py",
+    "bench/harness/app.py",
+    "bench/harness/config.py",
+    "bench/harness/data.py",
+    "bench/harness/models.py",
+    "bench/harness/reference.py",
+    "bench/harness/training.py",
+)
+
+
+#: where that code lives, for ``git status``
+CODE_PATHS = ("framework", "bench", "pyproject.toml", "constraints.txt")
+
+
+@functools.cache
+def git_commit() -> str:
+    """HEAD of the checkout the code runs from (``-dirty`` if its code has uncommitted changes;
+    ``unknown`` outside a checkout, e.g. an installed wheel)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(  # only the code counts: regenerated reports/ are not a change
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "framework",
+                "bench",
+                "pyproject.toml",
+                "constraints.txt",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+@functools.cache
+def code_hash() -> str:
+    """SHA-256 (first 16 hex digits) of the code that computes results, uncommitted edits too."""
+    sha = hashlib.sha256()
+    for path in sorted({p for pattern in CODE for p in ROOT.glob(pattern)}):
+        sha.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
+
+
+def versions(torch_version: str) -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "git_commit": git_commit(),
+        "code": code_hash(),
+    }

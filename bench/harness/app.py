@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from . import config, data, results
+from . import config, data, results, sweep
 from .catalog import CONF_DIR
 from .models import DTYPES, adapters, frameworks
 from .results import FoldRun, JobResult, ResultError
@@ -161,13 +161,20 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     hydra_config = HydraConfig.get()
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    start = time.perf_counter()
+    job = hydra_config.job.override_dirname or cfg.name
     try:
         result = run(cfg, hydra_config.runtime.output_dir)
     except config.ConfigError as error:
         # A user error, not a crash: one line, no traceback, non-zero exit.
         print(f"bench: invalid configuration: {error}", file=sys.stderr)
+        if multirun:
+            sweep.record_job(hydra_config.sweep.dir, job, "invalid", time.perf_counter() - start)
         sys.exit(2)
+    if multirun:
+        sweep.record_job(hydra_config.sweep.dir, job, result.status, time.perf_counter() - start)
     # In a sweep the other jobs go on (the failure is in result.json and `collect` reports it);
     # a single run says so in its exit status.
-    if result.status == "failed" and hydra_config.mode != RunMode.MULTIRUN:
+    if result.status == "failed" and not multirun:
         sys.exit(1)

@@ -3,8 +3,11 @@ unknown key before any training; `validate` checks the values types cannot (rang
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -183,8 +186,54 @@ def _check_device(device: str) -> None:
         _require(torch.backends.mps.is_available(), "device", device, "MPS is not available")
 
 
+#: the seeds the results table stores (an int64 column)
+SEED_MAX = 2**63 - 1
+#: (largest finite, smallest positive) value of each dtype: a hyperparameter outside it becomes
+#: inf or 0 once it meets the dtype's tensors
+DTYPE_RANGE = {
+    "float32": (3.4028234663852886e38, 1.401298464324817e-45),
+    "float64": (sys.float_info.max, 5e-324),
+}
+
+
+def _check_keys(node: DictConfig, path: str = "") -> None:
+    """Refuse keys the schema does not have. Hydra's ``+key=value`` adds a key even to a typed
+    config (after the typo ``epoch=5`` it suggests ``+epoch=5``, which would train with ``epochs``
+    unchanged): name the key and the nearest valid one."""
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        valid = [f.name for f in dataclasses.fields(schema)]
+        for key in node.keys():
+            if key in valid or (not path and key == "hydra"):
+                continue
+            near = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"did you mean '{path}{near[0]}'? " if near else ""
+            raise ConfigError(
+                f"unknown key '{path}{key}': {hint}valid keys here: {', '.join(valid)}"
+            )
+    for key, value in node.items_ex(resolve=False) if isinstance(node, DictConfig) else ():
+        if isinstance(value, DictConfig) and key != "hydra":
+            _check_keys(value, f"{path}{key}.")
+
+
+def _require_number(cfg: DictConfig, key: str, value: float, low: float, high: float) -> None:
+    """``value`` finite, in [low, high], and representable in the run's dtype (neither inf nor
+    rounded to 0 there)."""
+    largest, smallest = DTYPE_RANGE[str(cfg.dtype.value)]
+    _require(math.isfinite(value), key, value, "a finite number")
+    _require(low <= value <= high, key, value, f"in [{low:g}, {high:g}]")
+    _require(
+        abs(value) <= largest and (value == 0 or abs(value) >= smallest),
+        key,
+        value,
+        f"representable in {cfg.dtype.value} (magnitude in [{smallest:.3g}, {largest:.3g}] or 0)",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value a type cannot: raises ConfigError naming key, value and what is allowed."""
+    _check_keys(cfg)
+    _require(0 <= cfg.seed <= SEED_MAX, "seed", cfg.seed, f"in [0, 2**63 - 1 = {SEED_MAX}]")
     _require(cfg.epochs >= 1, "epochs", cfg.epochs, "at least 1")
     _require(cfg.folds >= 1, "folds", cfg.folds, "at least 1")
     _require(cfg.threads >= 1, "threads", cfg.threads, "at least 1")
@@ -210,6 +259,7 @@ def validate(cfg: DictConfig) -> None:
     activation = cfg.activation
     defaults = ActivationConfig()
     for key, owner in (("negative_slope", "leaky_relu"), ("alpha", "elu")):
+        _require_number(cfg, f"activation.{key}", activation[key], -math.inf, math.inf)
         _require(
             activation.name == owner or activation[key] == getattr(defaults, key),
             f"activation.{key}",
@@ -220,14 +270,12 @@ def validate(cfg: DictConfig) -> None:
     name = algorithm(cfg)
     for key in ("lr", "weight_decay", "eps", "momentum", "dampening", "alpha"):
         if key in optimizer:
-            value = optimizer[key]
-            _require(
-                math.isfinite(value) and value >= 0, f"optimizer.{key}", value, "finite and >= 0"
-            )
+            _require_number(cfg, f"optimizer.{key}", optimizer[key], 0.0, math.inf)
     if name == "Adam":
         _require(len(optimizer.betas) == 2, "optimizer.betas", list(optimizer.betas), "a pair")
         for index, beta in enumerate(optimizer.betas):
-            _require(0 <= beta < 1, f"optimizer.betas[{index}]", beta, "in [0, 1)")
+            _require_number(cfg, f"optimizer.betas[{index}]", beta, 0.0, 1.0)
+            _require(beta < 1, f"optimizer.betas[{index}]", beta, "in [0, 1)")
     if name == "SGD" and optimizer.nesterov:
         _require(
             optimizer.momentum > 0 and optimizer.dampening == 0,

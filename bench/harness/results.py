@@ -181,10 +181,13 @@ class JobResult:
         try:
             names = payload["config"]["framework"]["names"]
             int(payload["config"]["folds"]), int(payload["config"]["epochs"])
+            seed = payload["config"]["seed"]
         except (KeyError, TypeError, ValueError) as error:
-            raise ResultError(f"{where}: config lacks frameworks, folds or epochs") from error
+            raise ResultError(f"{where}: config lacks frameworks, folds, epochs or seed") from error
         if not isinstance(names, list) or not names:
             raise ResultError(f"{where}: config.framework.names is empty")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ResultError(f"{where}: seed {seed!r} is not an int in [0, 2**63 - 1]")
         return cls(
             config=payload["config"],
             choices={str(k): str(v) for k, v in payload["choices"].items()},

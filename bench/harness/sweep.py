@@ -1,0 +1,162 @@
+"""Multirun guard and progress, for every launcher (basic, joblib, submitit local or SLURM).
+
+``SweepCallback`` is registered in ``conf/config.yaml`` (``hydra.callbacks``). When a multirun
+starts, it composes and validates *every* job of the sweep before any trains, so one bad value
+(``-m optimizer.lr=0.1,-1,0.2``) stops the sweep in a second with one line per bad job, instead
+of half-way through. While the jobs run, each finished job appends one line to
+``<sweep dir>/.progress.jsonl`` (``record_job``, called by the job wherever it runs: a worker, a
+cluster node), and the callback prints one line per finished job with ``job k/N``, its status,
+the elapsed time and an estimate of the time left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from . import config
+
+log = logging.getLogger("bench")
+
+PROGRESS_FILE = ".progress.jsonl"
+POLL_SECONDS = 0.5
+
+
+def planned_jobs(master: DictConfig) -> list[list[str]] | None:
+    """The overrides of every job the basic sweeper will launch (None for another sweeper)."""
+    sweeper = master.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    loader = GlobalHydra.instance().config_loader()
+    parser = OverridesParser.create(config_loader=loader)
+    overrides = parser.parse_overrides([*params, *master.hydra.overrides.task])
+    (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    return jobs
+
+
+def job_problem(master: DictConfig, overrides: list[str]) -> str | None:
+    """Why the job of these overrides cannot run (None if it can), in one line."""
+    loader = GlobalHydra.instance().config_loader()
+    try:
+        config.validate(loader.load_sweep_config(master_config=master, sweep_overrides=overrides))
+    except config.ConfigError as error:
+        return str(error)
+    except (HydraException, OmegaConfBaseException) as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def record_job(sweep_dir: Path | str, job: str, status: str, seconds: float) -> None:
+    """Append this job's outcome to the sweep's progress file (one short line, O_APPEND: lines
+    from concurrent jobs do not interleave)."""
+    line = json.dumps({"job": job, "status": status, "seconds": round(seconds, 3)}) + "\n"
+    path = Path(sweep_dir) / PROGRESS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line)
+
+
+class Progress:
+    """Reads the progress file as jobs append to it and prints a line per finished job."""
+
+    def __init__(self, sweep_dir: Path, total: int) -> None:
+        self.path = Path(sweep_dir) / PROGRESS_FILE
+        self.total = total
+        self.start = time.monotonic()
+        self.seen = 0
+        self.statuses: dict[str, int] = {}
+        self._stop = threading.Event()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("", encoding="utf-8")  # this sweep's lines only
+        self._thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return
+        for line in lines[self.seen :]:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line still being written: read it next time
+                break
+            self.seen += 1
+            status = str(record.get("status"))
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            elapsed = time.monotonic() - self.start
+            left = elapsed / self.seen * (self.total - self.seen)
+            eta = "" if self.seen >= self.total else f", about {_clock(left)} left"
+            print(
+                f"[sweep] job {self.seen}/{self.total} {status:<8} {record.get('job')} "
+                f"({_clock(elapsed)} elapsed{eta})",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items()))
+        missing = self.total - self.seen
+        return (
+            f"[sweep] {self.seen}/{self.total} jobs ended ({counts or 'none'})"
+            + (f", {missing} without a result" if missing else "")
+            + f" in {_clock(time.monotonic() - self.start)}"
+        )
+
+
+class SweepCallback(Callback):
+    """Validate every job of a multirun before any trains; then report progress."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers pickle the callbacks to their workers; the watcher stays in this process.
+        return {"progress": None}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        jobs = planned_jobs(config)
+        if jobs is None:
+            return
+        problems = [(job, job_problem(config, job)) for job in jobs]
+        bad = [(job, problem) for job, problem in problems if problem]
+        if bad:
+            for job, problem in bad:
+                print(f"bench: invalid job [{' '.join(job)}]: {problem}", file=sys.stderr)
+            print(
+                f"bench: {len(bad)} of {len(jobs)} jobs of the sweep are invalid; nothing was run",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        self.progress = Progress(Path(config.hydra.sweep.dir), len(jobs))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.progress is not None:
+            print(self.progress.stop(), file=sys.stderr, flush=True)

@@ -203,7 +203,7 @@ def _check_keys(node: DictConfig, path: str = "") -> None:
     schema = OmegaConf.get_type(node)
     if dataclasses.is_dataclass(schema):
         valid = [f.name for f in dataclasses.fields(schema)]
-        for key in node.keys():
+        for key in node:
             if key in valid or (not path and key == "hydra"):
                 continue
             near = difflib.get_close_matches(str(key), valid, n=1)

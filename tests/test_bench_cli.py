@@ -104,7 +104,7 @@ def test_sweep_killed_midway_resumes_only_missing_jobs(tmp_path):
         ("activation=swish", ["activation/swish", "relu", "tanh", "leaky_relu", "elu"]),
         ("optimizer.lr=-1", ["optimizer.lr", "-1", "in [0, inf]"]),
         ("folds=0", ["folds", "0", "at least 1"]),
-        ("batch_size=5000", ["batch_size", "5000", "data.n_train=1000"]),
+        ("batch_size=5000", ["batch_size", "5000", "data.n_train - data.n_val = 1000"]),
         ("epochs=ten", ["epochs", "ten", "Integer"]),
         ("dtype=float16", ["dtype", "float16", "float32, float64"]),
         ("optimizer.momentun=0.9", ["momentun", "SGDConfig"]),

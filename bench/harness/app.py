@@ -24,30 +24,51 @@ from . import config, data, results, sweep
 from .catalog import CONF_DIR
 from .models import DTYPES, adapters, frameworks
 from .results import FoldRun, JobResult, ResultError
-from .training import RunResult, train
+from .training import train
 
 log = logging.getLogger("bench")
 config.register()
 
 
-def run_fold(cfg: DictConfig, fold: int) -> dict[str, RunResult]:
-    """Train every configured framework on one fold under the equivalence protocol."""
+def stream_indices(cfg: DictConfig, fold: int) -> dict[data.Stream, int]:
+    """Which fold each random stream is drawn for: ``fold`` for every stream, or, with
+    ``vary=<stream>``, for that stream only (the two others stay at fold 0's)."""
+    vary = cfg.vary.value
+    return {s: fold if vary in ("all", s) else 0 for s in ("data", "init", "shuffle")}
+
+
+def run_fold(cfg: DictConfig, fold: int) -> list[FoldRun]:
+    """Train every configured framework and learning rate on one fold under the equivalence
+    protocol: the same points, initial weights and mini-batch order for all of them."""
     device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
-    split = data.fold_split(cfg.seed, fold, cfg.data.n_train, cfg.data.n_test, cfg.data.radius)
-    split = split.to(device, dtype)
-    runs = adapters(cfg, data.generator(cfg.seed, fold, "init"))
-    warmups = adapters(cfg, torch.Generator().manual_seed(0))
-    outcome = {}
-    for name, adapter in runs.items():
-        outcome[name] = train(
-            adapter,
-            split,
-            cfg.epochs,
-            cfg.batch_size,
-            shuffle=data.generator(cfg.seed, fold, "shuffle"),
-            warmup=warmups[name],
-        )
-    return outcome
+    index = stream_indices(cfg, fold)
+    split = data.fold_split(
+        cfg.seed,
+        index["data"],
+        cfg.data.n_train,
+        cfg.data.n_test,
+        cfg.data.radius,
+        cfg.data.n_val,
+    ).to(device, dtype)
+    runs = []
+    for lr in cfg.lr_grid or [cfg.optimizer.lr]:
+        job = with_lr(cfg, lr)
+        trained = adapters(job, data.generator(cfg.seed, index["init"], "init"))
+        warmups = adapters(job, torch.Generator().manual_seed(0))
+        for name, adapter in trained.items():
+            shuffle = data.generator(cfg.seed, index["shuffle"], "shuffle")
+            outcome = train(adapter, split, cfg.epochs, cfg.batch_size, shuffle, warmups[name])
+            runs.append(
+                FoldRun(name, fold, lr, outcome.status, outcome.epochs, outcome.diverged_epoch)
+            )
+    return runs
+
+
+def with_lr(cfg: DictConfig, lr: float) -> DictConfig:
+    """``cfg`` with ``optimizer.lr = lr``."""
+    job = cfg.copy()
+    job.optimizer.lr = lr
+    return job
 
 
 def choices(cfg: DictConfig) -> dict[str, str]:
@@ -59,6 +80,7 @@ def choices(cfg: DictConfig) -> dict[str, str]:
         "loss": str(cfg.loss.name.value),
         "init": str(cfg.init.name.value),
         "dtype": str(cfg.dtype.value),
+        "vary": str(cfg.vary.value),
     }
 
 
@@ -84,17 +106,18 @@ def _previous(path: Path, plain: dict[str, Any], current: dict[str, str]) -> Job
     return previous if previous.matches(plain, current) else None
 
 
-def _log_fold(label: str, cfg: DictConfig, fold: int, name: str, outcome: RunResult) -> None:
-    final = outcome.epochs[-1]
+def _log_fold(label: str, cfg: DictConfig, run: FoldRun) -> None:
+    final = run.epochs[-1]
     log.info(
-        "[%s] fold %d/%d %-6s test error %.3f  train %.2f s%s",
+        "[%s] fold %d/%d %-6s%s test error %.3f  train %.2f s%s",
         label,
-        fold + 1,
+        run.fold + 1,
         cfg.folds,
-        name,
+        run.framework,
+        f" lr {run.lr:<8.3g}" if cfg.lr_grid else "",
         final.test_error,
         final.train_seconds,
-        f"  DIVERGED at epoch {outcome.diverged_epoch}" if outcome.status == "diverged" else "",
+        f"  DIVERGED at epoch {run.diverged_epoch}" if run.status == "diverged" else "",
     )
 
 
@@ -137,11 +160,9 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
         for fold in range(cfg.folds):
             if fold in kept:
                 continue
-            for name, outcome in run_fold(cfg, fold).items():
-                result.runs.append(
-                    FoldRun(name, fold, outcome.status, outcome.epochs, outcome.diverged_epoch)
-                )
-                _log_fold(label, cfg, fold, name, outcome)
+            for run in run_fold(cfg, fold):
+                result.runs.append(run)
+                _log_fold(label, cfg, run)
             result.wall_seconds = time.perf_counter() - start
             result.write(path)  # durable progress: a kill keeps every finished fold
         diverged = any(run.status == "diverged" for run in result.runs)
@@ -151,7 +172,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
         result.status = "failed"
         result.error = f"{type(error).__name__}: {error}"
     order = {name: index for index, name in enumerate(frameworks(cfg))}
-    result.runs.sort(key=lambda run: (run.fold, order.get(run.framework, len(order))))
+    result.runs.sort(key=lambda run: (run.fold, run.lr, order.get(run.framework, len(order))))
     result.finished = _now()
     result.wall_seconds = time.perf_counter() - start
     result.write(path)

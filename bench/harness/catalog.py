@@ -32,6 +32,7 @@ COLUMN_ENUMS: dict[str, type[Enum] | None] = {
     "loss": config.LossName,
     "init": config.InitName,
     "dtype": config.DType,
+    "vary": config.Vary,
 }
 CONFIG_COLUMNS: tuple[str, ...] = tuple(COLUMN_ENUMS)
 

@@ -37,6 +37,8 @@ COLUMNS: dict[str, str] = {
     "train_error": "float64",
     "test_loss": "float64",
     "test_error": "float64",
+    "val_loss": "float64",
+    "val_error": "float64",
     "train_seconds": "float64",
     "status": "str",
     "error": "str",
@@ -54,6 +56,8 @@ COLUMNS: dict[str, str] = {
     "finished": "str",
 }
 LABELS = ["experiment", *CONFIG_COLUMNS]
+#: what tells configurations apart in the report: the labels and the learning rate
+SETTING = [*LABELS, "lr"]
 
 #: config keys that do not change a fold's numbers: jobs differing only in these are merged
 MERGEABLE = ("name", "folds")
@@ -89,7 +93,6 @@ def rows(result: JobResult, job: str) -> list[dict[str, Any]]:
     common = {
         **result.choices,
         "seed": config["seed"],
-        "lr": config["optimizer"]["lr"],
         "epochs": config["epochs"],
         "folds": config["folds"],
         "batch_size": config["batch_size"],
@@ -105,14 +108,19 @@ def rows(result: JobResult, job: str) -> list[dict[str, Any]]:
     }
     done = set(result.done_folds())
     out = [
-        {**common, "framework": run.framework, "fold": run.fold, "status": run.status}
+        {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr}
+        | {"status": run.status}
         | asdict(record)
         for run in result.runs
         if run.fold in done
         for record in run.epochs
     ]
     if result.status == "failed":
-        out += [{**common, "framework": name, "status": "failed"} for name in result.frameworks]
+        out += [
+            {**common, "framework": name, "lr": lr, "status": "failed"}
+            for name in result.frameworks
+            for lr in result.lrs
+        ]
     return out
 
 
@@ -121,7 +129,7 @@ def newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
     same fold of the same configuration (say ``folds=3`` then ``folds=10``), the newest wins, so
     no fold is counted twice; a failed job is dropped once a later job of its config finished."""
     frame = frame.sort_values("finished", kind="stable", na_position="first")
-    keys = ["experiment", "config_id", "framework", "fold", "epoch"]
+    keys = ["experiment", "config_id", "framework", "lr", "fold", "epoch"]
     frame = frame.drop_duplicates(keys, keep="last")
     failed = frame["status"] == "failed"
     jobs = ["experiment", "config_id"]
@@ -138,17 +146,17 @@ def newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
 def newest_config(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Keep, for each experiment and label combination, only the newest configuration.
 
-    Jobs with the same labels but other settings (say a sweep with ``batch_size=50`` left in
+    Jobs with the same labels and learning rate but other settings (say a sweep with ``batch_size=50`` left in
     ``runs/`` beside the default one) must not be pooled as if they were more folds. Returns the
     rows kept and one note per job set aside (its rows stay in the results file).
     """
     if frame["config_id"].isna().all():
         return frame, []
-    jobs = frame.groupby([*LABELS, "config_id"], dropna=False)["finished"].max().reset_index()
-    newest = jobs.sort_values("finished", kind="stable").drop_duplicates(LABELS, keep="last")
-    chosen = newest[[*LABELS, "config_id"]]
-    kept = frame.merge(chosen, on=[*LABELS, "config_id"], how="inner")
-    dropped = frame.merge(chosen, on=LABELS, suffixes=("", "_kept"))
+    jobs = frame.groupby([*SETTING, "config_id"], dropna=False)["finished"].max().reset_index()
+    newest = jobs.sort_values("finished", kind="stable").drop_duplicates(SETTING, keep="last")
+    chosen = newest[[*SETTING, "config_id"]]
+    kept = frame.merge(chosen, on=[*SETTING, "config_id"], how="inner")
+    dropped = frame.merge(chosen, on=SETTING, suffixes=("", "_kept"))
     dropped = dropped[dropped["config_id"] != dropped["config_id_kept"]]
     notes = [
         f"`{row.experiment}`: job `{row.job}` has the same labels as a newer job but other "
@@ -200,7 +208,7 @@ def collect_runs(runs_dir: Path | str) -> Collection:
         elif reason := result.incomplete():
             problems.append(Problem(path, "partial", f"{reason} (resume: re-run the same command)"))
     frame = newest_per_fold(conform(pd.DataFrame(table, columns=list(COLUMNS))))
-    frame = frame.sort_values([*LABELS, "fold", "epoch"], ignore_index=True)
+    frame = frame.sort_values([*SETTING, "fold", "epoch"], ignore_index=True)
     return Collection(frame, problems, jobs)
 
 

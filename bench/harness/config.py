@@ -50,6 +50,15 @@ class DType(StrEnum):
     float64 = "float64"
 
 
+class Vary(StrEnum):
+    """Which random streams differ between folds (the others stay at fold 0's)."""
+
+    all = "all"
+    data = "data"
+    init = "init"
+    shuffle = "shuffle"
+
+
 @dataclass
 class FrameworkConfig:
     names: list[FrameworkName] = field(default_factory=lambda: [FrameworkName.custom])
@@ -112,6 +121,7 @@ ALGORITHMS = {SGDConfig: "SGD", AdamConfig: "Adam", RMSpropConfig: "RMSprop"}
 class DataConfig:
     n_train: int = 1000
     n_test: int = 1000
+    n_val: int = 0  # validation points carved from the n_train training points (0: none)
     radius: float = DISK_RADIUS
 
 
@@ -138,6 +148,8 @@ class Config:
     threads: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    lr_grid: list[float] = field(default_factory=list)  # train each lr (× each fold) in one job
+    vary: Vary = Vary.all
 
 
 def register() -> None:
@@ -239,11 +251,18 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.threads >= 1, "threads", cfg.threads, "at least 1")
     _require(cfg.data.n_train >= 1, "data.n_train", cfg.data.n_train, "at least 1")
     _require(cfg.data.n_test >= 1, "data.n_test", cfg.data.n_test, "at least 1")
+    n_fit = cfg.data.n_train - cfg.data.n_val
     _require(
-        1 <= cfg.batch_size <= cfg.data.n_train,
+        0 <= cfg.data.n_val < cfg.data.n_train,
+        "data.n_val",
+        cfg.data.n_val,
+        f"in [0, data.n_train={cfg.data.n_train}): it is carved from the training points",
+    )
+    _require(
+        1 <= cfg.batch_size <= n_fit,
         "batch_size",
         cfg.batch_size,
-        f"between 1 and data.n_train={cfg.data.n_train}",
+        f"between 1 and the training points left, data.n_train - data.n_val = {n_fit}",
     )
     _require(cfg.model.hidden_width >= 1, "model.hidden_width", cfg.model.hidden_width, ">= 1")
     _require(cfg.model.hidden_layers >= 0, "model.hidden_layers", cfg.model.hidden_layers, ">= 0")
@@ -271,6 +290,11 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lr", "weight_decay", "eps", "momentum", "dampening", "alpha"):
         if key in optimizer:
             _require_number(cfg, f"optimizer.{key}", optimizer[key], 0.0, math.inf)
+    for index, lr in enumerate(cfg.lr_grid):
+        _require_number(cfg, f"lr_grid[{index}]", lr, 0.0, math.inf)
+    _require(
+        len(set(cfg.lr_grid)) == len(cfg.lr_grid), "lr_grid", list(cfg.lr_grid), "distinct values"
+    )
     if name == "Adam":
         _require(len(optimizer.betas) == 2, "optimizer.betas", list(optimizer.betas), "a pair")
         for index, beta in enumerate(optimizer.betas):

@@ -47,22 +47,32 @@ def disk_dataset(
 
 @dataclass(frozen=True)
 class Split:
-    """One fold's train and test tensors."""
+    """One fold's training, validation and test tensors (the validation set may be empty)."""
 
-    x_train: torch.Tensor  # (n_train, 2)
-    y_train: torch.Tensor  # (n_train, 1)
+    x_train: torch.Tensor  # (n_train - n_val, 2)
+    y_train: torch.Tensor  # (n_train - n_val, 1)
     x_test: torch.Tensor  # (n_test, 2)
     y_test: torch.Tensor  # (n_test, 1)
+    x_val: torch.Tensor  # (n_val, 2)
+    y_val: torch.Tensor  # (n_val, 1)
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Split:
         return Split(*(t.to(device=device, dtype=dtype) for t in self.__dict__.values()))
 
 
 def fold_split(
-    seed: int, fold: int, n_train: int = 1000, n_test: int = 1000, radius: float = DISK_RADIUS
+    seed: int,
+    fold: int,
+    n_train: int = 1000,
+    n_test: int = 1000,
+    radius: float = DISK_RADIUS,
+    n_val: int = 0,
 ) -> Split:
-    """Train and test sets of one fold, both drawn from the fold's ``data`` stream."""
+    """Train and test sets of one fold, both drawn from the fold's ``data`` stream; the last
+    ``n_val`` of the ``n_train`` training points are held out as the validation set (so the
+    points are the same whatever ``n_val``)."""
     gen = generator(seed, fold, "data")
-    x_train, y_train = disk_dataset(n_train, gen, radius)
+    x, y = disk_dataset(n_train, gen, radius)
     x_test, y_test = disk_dataset(n_test, gen, radius)
-    return Split(x_train, y_train, x_test, y_test)
+    fit = n_train - n_val
+    return Split(x[:fit], y[:fit], x_test, y_test, x[fit:], y[fit:])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "result.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("running", "ok", "diverged", "failed")
 #: fields that depend on the clock, not on the computation (ignored when comparing runs)
 TIMING_FIELDS = ("started", "finished", "wall_seconds", "train_seconds")
@@ -55,6 +55,8 @@ class EpochRecord:
     test_loss: float
     test_error: float
     train_seconds: float  # cumulative time in training steps at the end of this epoch
+    val_loss: float | None = None  # None: the job holds no validation split
+    val_error: float | None = None
 
     @classmethod
     def from_dict(cls, payload: Any, where: str) -> EpochRecord:
@@ -63,6 +65,7 @@ class EpochRecord:
         values = {
             f.name: _number(payload, f.name, int if f.name == "epoch" else float, where)
             for f in dataclasses.fields(cls)
+            if not (f.name.startswith("val_") and payload.get(f.name) is None)
         }
         return cls(**values)
 
@@ -73,6 +76,7 @@ class FoldRun:
 
     framework: str
     fold: int
+    lr: float  # the learning rate it trained with (one of the job's lr_grid, or optimizer.lr)
     status: str  # "ok" or "diverged"
     epochs: list[EpochRecord]
     diverged_epoch: int | None = None
@@ -91,6 +95,7 @@ class FoldRun:
         return cls(
             framework=str(payload.get("framework")),
             fold=fold,
+            lr=_number(payload, "lr", float, where),
             status=payload["status"],
             epochs=[EpochRecord.from_dict(e, where) for e in epochs],
             diverged_epoch=payload.get("diverged_epoch"),
@@ -132,15 +137,31 @@ class JobResult:
     def epochs(self) -> int:
         return int(self.config["epochs"])
 
+    @property
+    def lrs(self) -> list[float]:
+        """The learning rates the job trains: its ``lr_grid``, or ``optimizer.lr``."""
+        grid = self.config.get("lr_grid") or [self.config["optimizer"]["lr"]]
+        return [float(lr) for lr in grid]
+
+    def models(self) -> set[tuple[str, float, int]]:
+        """Every (framework, lr, fold) the configuration asks to train."""
+        return {(f, lr, k) for f in self.frameworks for lr in self.lrs for k in range(self.folds)}
+
     def done_folds(self) -> list[int]:
-        """The folds that every framework has finished (all epochs, or stopped by divergence)."""
-        complete = {(r.framework, r.fold) for r in self.runs if r.complete(self.epochs)}
-        return [k for k in range(self.folds) if all((f, k) in complete for f in self.frameworks)]
+        """The folds that every framework and learning rate has finished (all epochs, or
+        stopped by divergence)."""
+        complete = {(r.framework, r.lr, r.fold) for r in self.runs if r.complete(self.epochs)}
+        needed = self.models()
+        return [
+            k
+            for k in range(self.folds)
+            if all(model in complete for model in needed if model[2] == k)
+        ]
 
     def incomplete(self) -> str | None:
         """Why this result is not a finished job's (None when it is)."""
-        expected = {(f, k) for f in self.frameworks for k in range(self.folds)}
-        held = [(r.framework, r.fold) for r in self.runs]
+        expected = self.models()
+        held = [(r.framework, r.lr, r.fold) for r in self.runs]
         if len(held) != len(set(held)) or not set(held) <= expected:
             return f"holds runs {sorted(set(held) - expected)} the config does not ask for"
         done = self.done_folds()

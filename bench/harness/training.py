@@ -92,7 +92,8 @@ def _synchronize(device: torch.device) -> None:
 def _record(adapter: Adapter, split: Split, epoch: int, seconds: float) -> EpochRecord:
     train_loss, train_error = adapter.evaluate(split.x_train, split.y_train)
     test_loss, test_error = adapter.evaluate(split.x_test, split.y_test)
-    return EpochRecord(epoch, train_loss, train_error, test_loss, test_error, seconds)
+    val = adapter.evaluate(split.x_val, split.y_val) if len(split.x_val) else (None, None)
+    return EpochRecord(epoch, train_loss, train_error, test_loss, test_error, seconds, *val)
 
 
 def train(

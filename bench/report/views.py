@@ -50,6 +50,10 @@ LABELS: dict[str, str] = {
     "kaiming_normal": "Kaiming normal",
     "float32": "float32",
     "float64": "float64",
+    "all": "all streams",
+    "data": "data (points)",
+    "init": "init (weights)",
+    "shuffle": "shuffle (batch order)",
 }
 """The display label of every value in ``LEVELS`` (a test checks none is missing)."""
 
@@ -60,6 +64,7 @@ COLUMN_TITLES: dict[str, str] = {
     "loss": "Loss",
     "init": "Initializer",
     "dtype": "dtype",
+    "vary": "Varying stream",
     "lr": "lr",
 }
 
@@ -133,7 +138,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
     out = collect.conform(df)
-    out = out.fillna({"status": "ok", "dtype": DEFAULTS["dtype"], "seed": 0})
+    # optional columns a hand-made table may lack: the default job's values
+    out = out.fillna({"status": "ok", "seed": 0, "dtype": DEFAULTS["dtype"], "vary": "all"})
     out, ignored = collect.newest_config(out)
     sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
     out = out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)

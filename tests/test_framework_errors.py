@@ -150,6 +150,29 @@ def test_invalid_hyperparameter_raises_value_error_naming_it(name, options, mess
         getattr(fw.optim, name)(mlp().parameters(), **options)
 
 
+NON_FINITE = [
+    (name, argument, bad)
+    for name, arguments in {
+        "SGD": ["lr", "momentum", "dampening", "weight_decay"],
+        "Adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+        "RMSprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
+    }.items()
+    for argument in arguments
+    for bad in (math.inf, math.nan)
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "argument", "bad"), NON_FINITE, ids=[f"{n}({a}={b})" for n, a, b in NON_FINITE]
+)
+def test_non_finite_hyperparameter_raises_value_error_naming_it(name, argument, bad):
+    betas = {"beta1": (bad, 0.999), "beta2": (0.9, bad)}
+    options = {"betas": betas[argument]} if argument in betas else {argument: bad}
+    named = {"beta1": r"beta1 \(betas\[0\]\)", "beta2": r"beta2 \(betas\[1\]\)"}
+    with pytest.raises(ValueError, match=rf"Invalid {named.get(argument, argument)}: {bad}"):
+        getattr(fw.optim, name)(mlp().parameters(), **options)
+
+
 def test_invalid_hyperparameter_in_a_param_group_is_rejected():
     model = mlp()
     groups = [{"params": model[0].parameters(), "lr": -1.0}, {"params": model[2].parameters()}]

@@ -51,12 +51,17 @@ class FlatGroup:
                 )
 
 
-def check_range(name: str, value: Any, low: float, high: float = math.inf, *, open_high=False):
-    """Raise ValueError naming ``name`` unless low <= value <= high (< high if open_high)."""
+def check_range(
+    name: str, value: Any, low: float, high: float = math.inf, *, open_high: bool = False
+) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a finite number in [low, high]
+    ([low, high) if open_high)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {name}: {value!r} (must be finite)")
     above = value >= high if open_high else value > high
-    if value < low or above or math.isnan(value):
+    if value < low or above:
         bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         raise ValueError(f"Invalid {name}: {value!r} (must be in {bound})")
 

@@ -1,9 +1,12 @@
 """Optimizers against torch.optim (tinygrad's test_optim style): from the same start, 20 steps of
 ours and of torch's with identical gradients, parameters equal to 1e-12 in float64. Then torch's
-semantics: tensors held before the optimizer was built follow training, and ``zero_grad``. The
-test id says the configuration."""
+semantics: tensors held before the optimizer was built follow training, ``zero_grad``, and
+``state_dict`` equal to torch's key for key and handed over in both directions. The test id says
+the configuration."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 import torch
@@ -251,6 +254,37 @@ def test_writes_into_held_tensors_reach_the_optimizer(name):
     assert torch.count_nonzero(grad) == 0
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_model_to_float64_after_the_optimizer_trains_the_new_tensors(parity, name):
+    """``model.to(torch.float64)`` after the optimizer was built replaces every tensor: training
+    goes on with the new ones, exactly as a new optimizer loaded with the state would."""
+    options = {"SGD": {"momentum": 0.9}, "Adam": {}, "RMSprop": {"momentum": 0.5}}[name]
+    model = fw.Sequential(fw.Linear(3, 4), fw.Tanh(), fw.Linear(4, 2))  # float32
+    optimizer = getattr(fw.optim, name)(model.parameters(), lr=0.01, **options)
+    grads = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        set_random_grads(list(model.parameters()), grads)
+        optimizer.step()
+    state = optimizer.state_dict()
+    reference_params = [fw.Parameter(p.data.double()) for p in model.parameters()]
+    reference = getattr(fw.optim, name)(reference_params)
+    reference.load_state_dict(state)  # cast to float64 on load, like torch
+    model.to(torch.float64)
+    reference_grads = torch.Generator().manual_seed(2)
+    grads.manual_seed(2)
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        set_random_grads(list(model.parameters()), grads)
+        optimizer.step()
+        set_random_grads(reference_params, reference_grads)
+        reference.step()
+    for index, (param, expected) in enumerate(
+        zip(model.parameters(), reference_params, strict=True)
+    ):
+        assert param.data.dtype == param.grad.dtype == F64
+        parity.check(f"{name} after model.to(float64) param {index}", param.data, expected.data)
+
+
 def test_a_second_optimizer_over_the_same_parameters_leaves_both_training_them():
     param = fw.Parameter(torch.zeros(3, dtype=F64))
     first, second = fw.optim.SGD([param], lr=0.1), fw.optim.SGD([param], lr=0.2)
@@ -325,3 +359,107 @@ def test_zero_grad_set_to_none_true_is_refused_and_changes_nothing(target):
     assert all(torch.equal(p.grad, b) for p, b in zip(model.parameters(), before, strict=True))
     zero_grad(set_to_none=False)
     assert all(p.grad is not None and torch.count_nonzero(p.grad) == 0 for p in model.parameters())
+
+
+# -- state_dict -----------------------------------------------------------------------------------
+def assert_same_state_dict(parity, case: str, ours: dict, theirs: dict) -> None:
+    """Key for key: top-level keys, each group's keys (in order) and values, the parameter
+    indices holding state, each state's keys (in order), tensor shapes and dtypes; values
+    within TOL."""
+    assert list(ours) == list(theirs) == ["state", "param_groups"]
+    assert [list(g) for g in ours["param_groups"]] == [list(g) for g in theirs["param_groups"]]
+    assert ours["param_groups"] == theirs["param_groups"]
+    assert list(ours["state"]) == list(theirs["state"])
+    for index, state in theirs["state"].items():
+        assert list(ours["state"][index]) == list(state), index
+        for key, expected in state.items():
+            actual = ours["state"][index][key]
+            assert (actual.shape, actual.dtype) == (expected.shape, expected.dtype), (index, key)
+            parity.check(f"{case} state {index} {key}", actual, expected, **TOL)
+
+
+def stepped_pair(name: str, groups: list[dict], options: dict, steps: int):
+    ours_groups, torch_groups = make_pair(groups)
+    ours = build("custom", name, ours_groups, **options)
+    theirs = build("torch", name, torch_groups, **options)
+    for optimizer, params in ((ours, params_of(ours_groups)), (theirs, params_of(torch_groups))):
+        grads = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            set_random_grads(params, grads)
+            optimizer.step()
+    return ours, theirs
+
+
+@pytest.mark.parametrize("steps", [0, 3], ids=["before-any-step", "after-3-steps"])
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_state_dict_equals_torch_optim_key_for_key(parity, config, steps):
+    name, options = config
+    ours, theirs = stepped_pair(name, [{"shapes": SHAPES}], options, steps)
+    case = f"{config_id(config)} state_dict after {steps}"
+    assert_same_state_dict(parity, case, ours.state_dict(), theirs.state_dict())
+
+
+@pytest.mark.parametrize("name", GROUP_OPTIONS)
+def test_state_dict_of_param_groups_equals_torch_optim_key_for_key(parity, name):
+    first, second = GROUP_OPTIONS[name]
+    groups = [{"shapes": [(3, 2), (3,)], **first}, {"shapes": [(1, 3), (1,)], **second}]
+    ours, theirs = stepped_pair(name, groups, {}, 3)
+    assert_same_state_dict(parity, f"{name} groups", ours.state_dict(), theirs.state_dict())
+    torch_state = {tuple(p.shape): s for p, s in theirs.state.items()}
+    for param, state in ours.state.items():  # torch's ``state[param]`` too
+        assert list(state) == list(torch_state[tuple(param.shape)])
+
+
+HANDOVER = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.02, "weight_decay": 0.05}),
+    ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True}),
+    ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True, "weight_decay": 0.05}),
+]
+
+
+def checkpoint(state_dict: dict) -> dict:
+    """Through ``torch.save`` and ``torch.load(weights_only=True)``, as a checkpoint file goes
+    (and without aliasing the source's live state, which both optimizers keep updating)."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("before", [0, 5], ids=["before-any-step", "after-5-steps"])
+@pytest.mark.parametrize("direction", ["custom->torch", "torch->custom", "custom->custom"])
+@pytest.mark.parametrize("config", HANDOVER, ids=config_id)
+def test_state_dict_hand_over_then_20_steps_equal(parity, config, direction, before):
+    """Source steps ``before`` times; a target built with default hyperparameters over a copy of
+    the parameters loads its state dict; both then take 20 equal steps and stay equal."""
+    name, options = config
+    source_side, target_side = direction.split("->")
+    shapes = [{"shapes": SHAPES[:2], **options}, {"shapes": SHAPES[2:], **options, "lr": 0.01}]
+    source_groups = make_pair(shapes)[source_side == "torch"]
+    source = build(source_side, name, source_groups)
+    source_params = params_of(source_groups)
+    source_grads = torch.Generator().manual_seed(1)
+    for _ in range(before):
+        set_random_grads(source_params, source_grads)
+        source.step()
+    parameter = fw.Parameter if target_side == "custom" else torch.nn.Parameter
+    target_groups = [
+        {"params": [parameter(value(p).clone()) for p in group["params"]]}
+        for group in source_groups
+    ]
+    target = build(target_side, name, target_groups)
+    target.load_state_dict(checkpoint(source.state_dict()))
+    case = f"{config_id(config)} {direction} after {before}"
+    assert_same_state_dict(parity, case, target.state_dict(), source.state_dict())
+    target_params = params_of(target_groups)
+    target_grads = torch.Generator().manual_seed(2)
+    source_grads.manual_seed(2)
+    for step in range(STEPS):
+        set_random_grads(source_params, source_grads)
+        source.step()
+        set_random_grads(target_params, target_grads)
+        target.step()
+        for index, (mine, expected) in enumerate(zip(target_params, source_params, strict=True)):
+            parity.check(f"{case} step {step} param {index}", value(mine), value(expected), **TOL)

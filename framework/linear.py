@@ -82,7 +82,7 @@ class Linear(Module):
                 f"{self!r}: expected grad_output of shape ({x.shape[0]}, {self.out_features}), "
                 f"got {tuple(grad_output.shape)}"
             )
-        # In place into .grad: accumulates like torch and keeps optimizer views valid.
+        # In place into .grad: accumulates like torch, into the optimizer's flat buffer if any.
         self.weight.grad.addmm_(grad_output.t(), x)  # (out, in) += (out, N) @ (N, in)
         if self.bias is not None:
             self.bias.grad.add_(grad_output.sum(0))  # (out,)

@@ -9,23 +9,38 @@ Sub-modules and parameters are the attributes that hold them, in assignment orde
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
+if TYPE_CHECKING:
+    from .optim.optimizer import FlatGroup
+
 _Member = TypeVar("_Member")
+
+
+def check_set_to_none(set_to_none: bool) -> None:
+    """Refuse torch's ``zero_grad(set_to_none=True)``: gradients here always exist."""
+    if set_to_none:
+        raise ValueError(
+            "zero_grad(set_to_none=True) is not supported: a Parameter's grad is allocated with "
+            "it and only updated in place (backward accumulates into it, an optimizer keeps it "
+            "in its flat buffer), so it is zeroed instead; call zero_grad() or "
+            "zero_grad(set_to_none=False)"
+        )
 
 
 class Parameter:
     """A trainable tensor `data` and its gradient `grad` (same shape, dtype, device).
 
     Unlike torch, `grad` is allocated (zeros) at creation and is only ever updated in place,
-    so an optimizer may keep views of it.
+    so an optimizer may move both into its flat buffers (`_flat`, the group that holds them).
     """
 
     def __init__(self, data: torch.Tensor) -> None:
         self.data = data
         self.grad = torch.zeros_like(data)
+        self._flat: FlatGroup | None = None
 
     @property
     def shape(self) -> torch.Size:
@@ -111,10 +126,38 @@ class Module:
         for _, param in self.named_parameters():
             yield param
 
-    def zero_grad(self) -> None:
-        """Set every parameter gradient to zero (in place: views stay valid)."""
-        for param in self.parameters():
-            param.grad.zero_()
+    def _parameter_list(self, found: list[Parameter]) -> list[Parameter]:
+        """Append ``self.parameters()`` to ``found``, in the same order, without the nested
+        generators (half of ``zero_grad``'s cost, which runs every step)."""
+        members = vars(self).values()
+        for value in members:
+            if isinstance(value, Parameter):
+                found.append(value)
+        for value in members:
+            if isinstance(value, Module):
+                value._parameter_list(found)
+        return found
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Set every parameter gradient to zero, in place.
+
+        A run of parameters that is exactly one optimizer group, in order (``model.parameters()``
+        given to an optimizer), is zeroed with one fill of the group's flat gradient buffer; any
+        other parameter on its own. ``set_to_none=True`` (torch's default) raises ValueError:
+        gradients here always exist.
+        """
+        check_set_to_none(set_to_none)
+        params = self._parameter_list([])
+        index = 0
+        while index < len(params):
+            flat = params[index]._flat
+            size = len(flat.params) if flat is not None else 0
+            if size and params[index : index + size] == flat.params and flat.in_sync():
+                flat.grad.zero_()
+                index += size
+            else:
+                params[index].grad.zero_()
+                index += 1
 
     def train(self, mode: bool = True) -> Module:
         for module in self.modules():
@@ -158,7 +201,8 @@ class Module:
 
     def to(self, *args: torch.device | str | torch.dtype, **kwargs: object) -> Module:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or by keyword, like torch:
-        moves/casts every parameter and its gradient. Build optimizers after moving."""
+        moves/casts every parameter and its gradient (new tensors, as torch gives each
+        parameter; an optimizer built before carries on with them at its next step)."""
         device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
         if kwargs:
             raise TypeError(f"Module.to got unexpected keyword(s) {sorted(kwargs)}")

@@ -150,6 +150,29 @@ def test_invalid_hyperparameter_raises_value_error_naming_it(name, options, mess
         getattr(fw.optim, name)(mlp().parameters(), **options)
 
 
+NON_FINITE = [
+    (name, argument, bad)
+    for name, arguments in {
+        "SGD": ["lr", "momentum", "dampening", "weight_decay"],
+        "Adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+        "RMSprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
+    }.items()
+    for argument in arguments
+    for bad in (math.inf, math.nan)
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "argument", "bad"), NON_FINITE, ids=[f"{n}({a}={b})" for n, a, b in NON_FINITE]
+)
+def test_non_finite_hyperparameter_raises_value_error_naming_it(name, argument, bad):
+    betas = {"beta1": (bad, 0.999), "beta2": (0.9, bad)}
+    options = {"betas": betas[argument]} if argument in betas else {argument: bad}
+    named = {"beta1": r"beta1 \(betas\[0\]\)", "beta2": r"beta2 \(betas\[1\]\)"}
+    with pytest.raises(ValueError, match=rf"Invalid {named.get(argument, argument)}: {bad}"):
+        getattr(fw.optim, name)(mlp().parameters(), **options)
+
+
 def test_invalid_hyperparameter_in_a_param_group_is_rejected():
     model = mlp()
     groups = [{"params": model[0].parameters(), "lr": -1.0}, {"params": model[2].parameters()}]
@@ -169,7 +192,103 @@ def test_optimizer_rejects_empty_duplicate_and_foreign_parameters():
         fw.optim.SGD([{"params": model.parameters(), "betas": (0.9, 0.99)}])
 
 
+TORCH_ONLY = [
+    (name, key) for name in ("SGD", "Adam", "RMSprop") for key in getattr(fw.optim, name).torch_only
+]
+
+
+@pytest.mark.parametrize(("name", "key"), TORCH_ONLY, ids=[f"{n}({k}=True)" for n, k in TORCH_ONLY])
+def test_torch_only_switch_is_accepted_off_and_refused_on(name, key):
+    model = mlp()
+    for off in (False, None):
+        getattr(fw.optim, name)([{"params": model.parameters(), key: off}])
+    with pytest.raises(ValueError, match=rf"{name} does not implement torch.optim's {key}=True"):
+        getattr(fw.optim, name)([{"params": model.parameters(), key: True}])
+
+
 # -- state dicts ----------------------------------------------------------------------------------
+def torch_state(name: str, params, steps: int = 1, **options) -> dict:
+    """The state dict of torch.optim's ``name`` over ``params`` (torch tensors) after ``steps``."""
+    params = [torch.nn.Parameter(p.clone()) for p in params]
+    optimizer = getattr(torch.optim, name)(params, **options)
+    for _ in range(steps):
+        for param in params:
+            param.grad = torch.ones_like(param)
+        optimizer.step()
+    return optimizer.state_dict()
+
+
+def test_optimizer_load_state_dict_refuses_another_number_of_groups():
+    model = mlp()
+    optimizer = fw.optim.SGD([{"params": model[0].parameters()}, {"params": model[2].parameters()}])
+    state = torch_state("SGD", [p.data for p in model.parameters()])
+    with pytest.raises(ValueError, match=r"has 1 parameter group\(s\), this optimizer has 2"):
+        optimizer.load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_refuses_another_number_of_parameters():
+    optimizer = fw.optim.Adam(mlp().parameters())
+    state = torch_state("Adam", [torch.zeros(4, 2), torch.zeros(4)])
+    with pytest.raises(ValueError, match=r"group 0 has 2 parameters, this optimizer's has 4"):
+        optimizer.load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_refuses_state_of_another_shape_and_changes_nothing():
+    model = mlp()
+    optimizer = fw.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model[0].weight.grad.fill_(1.0)
+    optimizer.step()
+    before = optimizer.state_dict()
+    shapes = [(2, 4), (4,), (1, 4), (1,)]  # the first transposed
+    state = torch_state("SGD", [torch.zeros(s) for s in shapes], lr=0.5, momentum=0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"'momentum_buffer' of parameter 0 has shape \(2, 4\), the parameter has \(4, 2\)",
+    ):
+        optimizer.load_state_dict(state)
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    assert torch.equal(after["state"][0]["momentum_buffer"], before["state"][0]["momentum_buffer"])
+
+
+@pytest.mark.parametrize(("name", "key"), TORCH_ONLY, ids=[f"{n}({k}=True)" for n, k in TORCH_ONLY])
+def test_optimizer_load_state_dict_refuses_a_torch_only_switch_on(name, key):
+    model = mlp()
+    state = torch_state(name, [p.data for p in model.parameters()], steps=0)
+    state["param_groups"][0][key] = True
+    with pytest.raises(ValueError, match=rf"{name} does not implement torch.optim's {key}=True"):
+        getattr(fw.optim, name)(model.parameters()).load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_refuses_another_optimizers_state():
+    model = mlp()
+    state = torch_state("Adam", [p.data for p in model.parameters()])
+    with pytest.raises(
+        ValueError, match=r"group 0 lacks SGD option\(s\) \['dampening', 'momentum', 'nesterov'\]"
+    ):
+        fw.optim.SGD(model.parameters()).load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_refuses_state_keys_its_group_does_not_have():
+    model = mlp()
+    state = torch_state("RMSprop", [p.data for p in model.parameters()], centered=True)
+    state["param_groups"][0]["centered"] = False  # grad_avg no longer belongs
+    with pytest.raises(
+        ValueError,
+        match=r"parameter 0 has state \['grad_avg', 'square_avg', 'step'\], "
+        r"expected \['square_avg', 'step'\]",
+    ):
+        fw.optim.RMSprop(model.parameters()).load_state_dict(state)
+
+
+def test_optimizer_load_state_dict_refuses_a_non_finite_hyperparameter():
+    model = mlp()
+    state = torch_state("SGD", [p.data for p in model.parameters()], steps=0)
+    state["param_groups"][0]["lr"] = math.inf
+    with pytest.raises(ValueError, match=r"Invalid lr: inf \(must be finite\)"):
+        fw.optim.SGD(model.parameters()).load_state_dict(state)
+
+
 def test_load_state_dict_missing_keys():
     state = mlp().state_dict()
     del state["2.bias"]
@@ -203,11 +322,14 @@ def test_load_state_dict_wrong_shape():
 
 
 # -- devices and dtypes ---------------------------------------------------------------------------
-def test_optimizer_step_after_model_to_float64_raises():
-    model = mlp()  # float32
+def test_optimizer_step_after_a_parameter_changed_shape_raises():
+    model = mlp()
     optimizer = fw.optim.Adam(model.parameters())
-    model.to(dtype=torch.float64)  # replaces every tensor: the optimizer's views are gone
-    with pytest.raises(RuntimeError, match=r"tensor was replaced after the optimizer was created"):
+    model[2].bias.data, model[2].bias.grad = torch.zeros(2), torch.zeros(2)
+    with pytest.raises(
+        RuntimeError,
+        match=r"parameter 3 of the group changed shape from \(1,\) to \(2,\) after the optimizer",
+    ):
         optimizer.step()
 
 

@@ -140,7 +140,7 @@ def test_state_dict_loads_from_torch_and_into_torch():
     assert torch.equal(ours(x), theirs(x).detach())
 
 
-def test_load_state_dict_copies_and_keeps_optimizer_views():
+def test_load_state_dict_copies_into_the_tensors_the_optimizer_updates():
     ours, theirs = both_models()
     optimizer = fw.optim.SGD(ours.parameters(), lr=0.1)
     state = {key: value.detach().clone() for key, value in theirs.state_dict().items()}
@@ -159,7 +159,7 @@ def test_load_state_dict_copies_and_keeps_optimizer_views():
 @pytest.mark.parametrize("optimizer_first", [False, True], ids=["plain", "after_optimizer"])
 def test_gradients_accumulate_over_two_backwards_like_torch(parity, optimizer_first):
     model, criterion = mlp("tanh"), fw.MSELoss()
-    if optimizer_first:  # parameters are now views of the optimizer's flat buffer
+    if optimizer_first:  # parameters now live in the optimizer's flat buffer
         fw.optim.SGD(model.parameters(), lr=0.1)
     twin, x, y = torch_twin(model), *data()
 

@@ -1,8 +1,12 @@
 """Optimizers against torch.optim (tinygrad's test_optim style): from the same start, 20 steps of
-ours and of torch's with identical gradients, parameters equal to 1e-12 in float64. The test id
-says the configuration."""
+ours and of torch's with identical gradients, parameters equal to 1e-12 in float64. Then torch's
+semantics: tensors held before the optimizer was built follow training, ``zero_grad``, and
+``state_dict`` equal to torch's key for key and handed over in both directions. The test id says
+the configuration."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 import torch
@@ -13,7 +17,7 @@ from bench.harness.reference import torch_loss, torch_twin
 F64 = torch.float64
 STEPS = 20
 TOL = {"atol": 1e-12, "rtol": 1e-12}
-SHAPES = [(4, 3), (4,), (1, 4), (1,)]  # several tensors: exercises the flat buffer's views
+SHAPES = [(4, 3), (4,), (1, 4), (1,)]  # several tensors: exercises the flat buffer's offsets
 
 # (optimizer name, options): every option alone, then combinations.
 CONFIGS = [
@@ -77,20 +81,40 @@ def make_pair(groups: list[dict], seed: int = 0):
     return ours, theirs
 
 
+def build(framework: str, name: str, groups: list[dict], **options):
+    """Optimizer ``name`` of fw.optim (``"custom"``) or torch.optim (``"torch"``)."""
+    return getattr(fw.optim if framework == "custom" else torch.optim, name)(groups, **options)
+
+
+def params_of(groups: list[dict]) -> list:
+    return [param for group in groups for param in group["params"]]
+
+
+def value(param) -> torch.Tensor:
+    return param.data if isinstance(param, fw.Parameter) else param.detach()
+
+
+def set_random_grads(params: list, generator: torch.Generator) -> None:
+    """Give ``params`` the next seeded random gradients."""
+    for param in params:
+        grad = torch.randn(param.shape, dtype=F64, generator=generator)
+        if isinstance(param, fw.Parameter):
+            param.grad.copy_(grad)  # in place: .grad lives in the optimizer's buffer
+        else:
+            param.grad = grad
+
+
 def run_both(name: str, groups: list[dict], options: dict, parity, case: str) -> None:
     """20 steps of ours and torch's with the same seeded random gradients; compare each step."""
     ours_groups, torch_groups = make_pair(groups)
-    ours = getattr(fw.optim, name)(ours_groups, **options)
-    theirs = getattr(torch.optim, name)(torch_groups, **options)
-    ours_params = [p for g in ours_groups for p in g["params"]]
-    torch_params = [p for g in torch_groups for p in g["params"]]
-    generator = torch.Generator().manual_seed(1)
+    ours = build("custom", name, ours_groups, **options)
+    theirs = build("torch", name, torch_groups, **options)
+    ours_params, torch_params = params_of(ours_groups), params_of(torch_groups)
+    ours_grads, torch_grads = (torch.Generator().manual_seed(1) for _ in range(2))
     for _ in range(STEPS):
-        for mine, reference in zip(ours_params, torch_params, strict=True):
-            grad = torch.randn(mine.shape, dtype=F64, generator=generator)
-            mine.grad.copy_(grad)  # in place: .grad is a view of the optimizer's buffer
-            reference.grad = grad.clone()
+        set_random_grads(ours_params, ours_grads)
         ours.step()
+        set_random_grads(torch_params, torch_grads)
         theirs.step()
         for index, (mine, reference) in enumerate(zip(ours_params, torch_params, strict=True)):
             parity.check(f"{case} param {index}", mine.data, reference.detach(), **TOL)
@@ -164,3 +188,278 @@ def test_defaults_equal_torch_optim(name):
     theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(1))])
     for key, value in ours.defaults.items():
         assert theirs.defaults[key] == value, key
+
+
+# -- tensors held by the user ---------------------------------------------------------------------
+HELD_CONFIGS = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.001, "centered": True, "momentum": 0.9}),
+]
+
+
+def training_pair(seed: int = 2):
+    """A float64 model, its torch.nn twin, the losses and one batch."""
+    generator = torch.Generator().manual_seed(seed)
+    model = fw.Sequential(
+        fw.Linear(2, 6), fw.Tanh(), fw.Linear(6, 1), fw.Sigmoid(), generator=generator
+    ).double()
+    criterion = fw.BCELoss()
+    x = torch.rand(32, 2, dtype=F64, generator=generator)
+    y = ((x - 0.5).square().sum(1, keepdim=True) < 0.16).to(F64)
+    return model, criterion, torch_twin(model), torch_loss(criterion), x, y
+
+
+@pytest.mark.parametrize("config", HELD_CONFIGS, ids=config_id)
+def test_tensors_held_before_the_optimizer_follow_training(parity, config):
+    """A parameter's data, every state_dict() entry and a grad, taken before the optimizer was
+    built, end where torch's parameters and gradients end."""
+    name, options = config
+    model, criterion, twin, twin_criterion, x, y = training_pair()
+    weight, bias_grad, entries = model[0].weight.data, model[2].bias.grad, model.state_dict()
+    start = weight.clone()
+    ours = getattr(fw.optim, name)(model.parameters(), **options)
+    theirs = getattr(torch.optim, name)(twin.parameters(), **options)
+    for _ in range(STEPS):
+        criterion(model(x), y)
+        ours.zero_grad()
+        model.backward(criterion.backward())
+        ours.step()
+        theirs.zero_grad()
+        twin_criterion(twin(x), y).backward()
+        theirs.step()
+    twin_params = dict(twin.named_parameters())
+    case = f"held {config_id(config)}"
+    assert not torch.equal(weight, start)
+    parity.check(f"{case} weight", weight, twin_params["0.weight"], **TOL)
+    for key, entry in entries.items():
+        parity.check(f"{case} state_dict[{key}]", entry, twin_params[key], **TOL)
+    parity.check(f"{case} bias grad", bias_grad, twin_params["2.bias"].grad, **TOL)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_writes_into_held_tensors_reach_the_optimizer(name):
+    param = fw.Parameter(torch.zeros(2, 3, dtype=F64))
+    data, grad = param.data, param.grad
+    optimizer = getattr(fw.optim, name)([param, fw.Parameter(torch.zeros(4, dtype=F64))], lr=0.25)
+    data.fill_(1.0)
+    grad.fill_(2.0)
+    optimizer.step()
+    assert param.data is data and param.grad is grad
+    # Every rule moves a constant positive gradient's parameter down: by lr·g for SGD, by about
+    # lr for Adam (m/√v = 1) and RMSprop (g/√((1-α)g²) = 10).
+    expected = {"SGD": 1 - 0.25 * 2, "Adam": 1 - 0.25, "RMSprop": 1 - 0.25 * 10}[name]
+    torch.testing.assert_close(data, torch.full((2, 3), expected, dtype=F64), atol=1e-6, rtol=0)
+    optimizer.zero_grad()
+    assert torch.count_nonzero(grad) == 0
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_model_to_float64_after_the_optimizer_trains_the_new_tensors(parity, name):
+    """``model.to(torch.float64)`` after the optimizer was built replaces every tensor: training
+    goes on with the new ones, exactly as a new optimizer loaded with the state would."""
+    options = {"SGD": {"momentum": 0.9}, "Adam": {}, "RMSprop": {"momentum": 0.5}}[name]
+    model = fw.Sequential(fw.Linear(3, 4), fw.Tanh(), fw.Linear(4, 2))  # float32
+    optimizer = getattr(fw.optim, name)(model.parameters(), lr=0.01, **options)
+    grads = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        set_random_grads(list(model.parameters()), grads)
+        optimizer.step()
+    state = optimizer.state_dict()
+    reference_params = [fw.Parameter(p.data.double()) for p in model.parameters()]
+    reference = getattr(fw.optim, name)(reference_params)
+    reference.load_state_dict(state)  # cast to float64 on load, like torch
+    model.to(torch.float64)
+    reference_grads = torch.Generator().manual_seed(2)
+    grads.manual_seed(2)
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        set_random_grads(list(model.parameters()), grads)
+        optimizer.step()
+        set_random_grads(reference_params, reference_grads)
+        reference.step()
+    for index, (param, expected) in enumerate(
+        zip(model.parameters(), reference_params, strict=True)
+    ):
+        assert param.data.dtype == param.grad.dtype == F64
+        parity.check(f"{name} after model.to(float64) param {index}", param.data, expected.data)
+
+
+def test_a_second_optimizer_over_the_same_parameters_leaves_both_training_them():
+    param = fw.Parameter(torch.zeros(3, dtype=F64))
+    first, second = fw.optim.SGD([param], lr=0.1), fw.optim.SGD([param], lr=0.2)
+    for optimizer in (first, second, first):
+        param.grad.fill_(1.0)
+        optimizer.step()
+    torch.testing.assert_close(param.data, torch.full((3,), -0.4, dtype=F64), atol=1e-15, rtol=0)
+
+
+# -- zero_grad ------------------------------------------------------------------------------------
+def backward_once(model: fw.Module) -> None:
+    x = torch.rand(5, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    criterion = fw.MSELoss()
+    criterion(model(x), torch.ones(5, 1, dtype=F64))
+    model.backward(criterion.backward())
+    assert all(torch.count_nonzero(p.grad) > 0 for p in model.parameters())
+
+
+def mlp() -> fw.Sequential:
+    return fw.Sequential(
+        fw.Linear(2, 4), fw.Tanh(), fw.Linear(4, 3), fw.Tanh(), fw.Linear(3, 1)
+    ).double()
+
+
+@pytest.mark.parametrize(
+    "optimizer", ["none", "whole model", "per layer", "first layer only"], ids=str
+)
+def test_module_zero_grad_zeroes_every_gradient_in_place(optimizer):
+    model = mlp()
+    if optimizer == "whole model":
+        fw.optim.SGD(model.parameters())
+    elif optimizer == "per layer":
+        fw.optim.SGD([{"params": model[i].parameters()} for i in (0, 2, 4)])
+    elif optimizer == "first layer only":
+        fw.optim.Adam(model[0].parameters())
+    held = [p.grad for p in model.parameters()]
+    backward_once(model)
+    model.zero_grad()
+    assert all(p.grad is grad for p, grad in zip(model.parameters(), held, strict=True))
+    assert all(torch.count_nonzero(grad) == 0 for grad in held)
+
+
+@pytest.mark.parametrize("optimizer", [False, True], ids=["no optimizer", "optimizer"])
+def test_submodule_zero_grad_zeroes_only_its_own_gradients(optimizer):
+    model = mlp()
+    if optimizer:  # all gradients in one flat buffer: zeroing layer 2 must not fill all of it
+        fw.optim.SGD(model.parameters())
+    backward_once(model)
+    model[2].zero_grad()
+    for name, param in model.named_parameters():
+        assert (torch.count_nonzero(param.grad) == 0) == name.startswith("2."), name
+
+
+def test_module_zero_grad_after_model_to_zeroes_the_new_gradients():
+    model = mlp().float()
+    fw.optim.RMSprop(model.parameters())
+    model.double()  # new tensors: no longer the optimizer's buffer
+    backward_once(model)
+    model.zero_grad()
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("target", ["optimizer", "model"])
+def test_zero_grad_set_to_none_true_is_refused_and_changes_nothing(target):
+    model = mlp()
+    optimizer = fw.optim.SGD(model.parameters())
+    backward_once(model)
+    before = [p.grad.clone() for p in model.parameters()]
+    zero_grad = optimizer.zero_grad if target == "optimizer" else model.zero_grad
+    with pytest.raises(ValueError, match=r"zero_grad\(set_to_none=True\) is not supported"):
+        zero_grad(set_to_none=True)
+    assert all(torch.equal(p.grad, b) for p, b in zip(model.parameters(), before, strict=True))
+    zero_grad(set_to_none=False)
+    assert all(p.grad is not None and torch.count_nonzero(p.grad) == 0 for p in model.parameters())
+
+
+# -- state_dict -----------------------------------------------------------------------------------
+def assert_same_state_dict(parity, case: str, ours: dict, theirs: dict) -> None:
+    """Key for key: top-level keys, each group's keys (in order) and values, the parameter
+    indices holding state, each state's keys (in order), tensor shapes and dtypes; values
+    within TOL."""
+    assert list(ours) == list(theirs) == ["state", "param_groups"]
+    assert [list(g) for g in ours["param_groups"]] == [list(g) for g in theirs["param_groups"]]
+    assert ours["param_groups"] == theirs["param_groups"]
+    assert list(ours["state"]) == list(theirs["state"])
+    for index, state in theirs["state"].items():
+        assert list(ours["state"][index]) == list(state), index
+        for key, expected in state.items():
+            actual = ours["state"][index][key]
+            assert (actual.shape, actual.dtype) == (expected.shape, expected.dtype), (index, key)
+            parity.check(f"{case} state {index} {key}", actual, expected, **TOL)
+
+
+def stepped_pair(name: str, groups: list[dict], options: dict, steps: int):
+    ours_groups, torch_groups = make_pair(groups)
+    ours = build("custom", name, ours_groups, **options)
+    theirs = build("torch", name, torch_groups, **options)
+    for optimizer, params in ((ours, params_of(ours_groups)), (theirs, params_of(torch_groups))):
+        grads = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            set_random_grads(params, grads)
+            optimizer.step()
+    return ours, theirs
+
+
+@pytest.mark.parametrize("steps", [0, 3], ids=["before-any-step", "after-3-steps"])
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_state_dict_equals_torch_optim_key_for_key(parity, config, steps):
+    name, options = config
+    ours, theirs = stepped_pair(name, [{"shapes": SHAPES}], options, steps)
+    case = f"{config_id(config)} state_dict after {steps}"
+    assert_same_state_dict(parity, case, ours.state_dict(), theirs.state_dict())
+
+
+@pytest.mark.parametrize("name", GROUP_OPTIONS)
+def test_state_dict_of_param_groups_equals_torch_optim_key_for_key(parity, name):
+    first, second = GROUP_OPTIONS[name]
+    groups = [{"shapes": [(3, 2), (3,)], **first}, {"shapes": [(1, 3), (1,)], **second}]
+    ours, theirs = stepped_pair(name, groups, {}, 3)
+    assert_same_state_dict(parity, f"{name} groups", ours.state_dict(), theirs.state_dict())
+    torch_state = {tuple(p.shape): s for p, s in theirs.state.items()}
+    for param, state in ours.state.items():  # torch's ``state[param]`` too
+        assert list(state) == list(torch_state[tuple(param.shape)])
+
+
+HANDOVER = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.02, "weight_decay": 0.05}),
+    ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True}),
+    ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True, "weight_decay": 0.05}),
+]
+
+
+def checkpoint(state_dict: dict) -> dict:
+    """Through ``torch.save`` and ``torch.load(weights_only=True)``, as a checkpoint file goes
+    (and without aliasing the source's live state, which both optimizers keep updating)."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("before", [0, 5], ids=["before-any-step", "after-5-steps"])
+@pytest.mark.parametrize("direction", ["custom->torch", "torch->custom", "custom->custom"])
+@pytest.mark.parametrize("config", HANDOVER, ids=config_id)
+def test_state_dict_hand_over_then_20_steps_equal(parity, config, direction, before):
+    """Source steps ``before`` times; a target built with default hyperparameters over a copy of
+    the parameters loads its state dict; both then take 20 equal steps and stay equal."""
+    name, options = config
+    source_side, target_side = direction.split("->")
+    shapes = [{"shapes": SHAPES[:2], **options}, {"shapes": SHAPES[2:], **options, "lr": 0.01}]
+    source_groups = make_pair(shapes)[source_side == "torch"]
+    source = build(source_side, name, source_groups)
+    source_params = params_of(source_groups)
+    source_grads = torch.Generator().manual_seed(1)
+    for _ in range(before):
+        set_random_grads(source_params, source_grads)
+        source.step()
+    parameter = fw.Parameter if target_side == "custom" else torch.nn.Parameter
+    target_groups = [
+        {"params": [parameter(value(p).clone()) for p in group["params"]]}
+        for group in source_groups
+    ]
+    target = build(target_side, name, target_groups)
+    target.load_state_dict(checkpoint(source.state_dict()))
+    case = f"{config_id(config)} {direction} after {before}"
+    assert_same_state_dict(parity, case, target.state_dict(), source.state_dict())
+    target_params = params_of(target_groups)
+    target_grads = torch.Generator().manual_seed(2)
+    source_grads.manual_seed(2)
+    for step in range(STEPS):
+        set_random_grads(source_params, source_grads)
+        source.step()
+        set_random_grads(target_params, target_grads)
+        target.step()
+        for index, (mine, expected) in enumerate(zip(target_params, source_params, strict=True)):
+            parity.check(f"{case} step {step} param {index}", value(mine), value(expected), **TOL)

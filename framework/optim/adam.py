@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -22,6 +22,11 @@ class Adam(Optimizer):
         \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}
             \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
 
+    State per parameter, as torch's: ``step`` (t, a float tensor), ``exp_avg`` (:math:`m_t`),
+    ``exp_avg_sq`` (:math:`v_t`). The groups also hold torch's ``amsgrad``, ``maximize``,
+    ``foreach``, ``capturable``, ``differentiable``, ``fused`` and ``decoupled_weight_decay``,
+    accepted off.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-3).
@@ -29,6 +34,16 @@ class Adam(Optimizer):
         eps: ε (default 1e-8).
         weight_decay: L2 penalty λ (default 0).
     """
+
+    torch_only: ClassVar[dict[str, Any]] = {
+        "amsgrad": False,
+        "maximize": False,
+        "foreach": None,
+        "capturable": False,
+        "differentiable": False,
+        "fused": None,
+        "decoupled_weight_decay": False,
+    }
 
     def __init__(
         self,
@@ -49,6 +64,9 @@ class Adam(Optimizer):
         check_range("beta2 (betas[1])", group["betas"][1], 0.0, 1.0, open_high=True)
         check_range("eps", group["eps"], 0.0)
 
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("step", "exp_avg", "exp_avg_sq")
+
     def _update(
         self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
     ) -> None:
@@ -57,10 +75,12 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
-            # Scratch for the denominator, reused every step: a fresh temporary the size of the
-            # whole buffer gets new pages from the OS each step (the page faults cost more than
-            # the sqrt itself on a large model).
-            state["denominator"] = torch.empty_like(param)
+        # Scratch for the denominator, reused every step: a fresh temporary the size of the
+        # whole buffer gets new pages from the OS each step (the page faults cost more than the
+        # sqrt itself on a large model). Not part of the state dict ("_" key).
+        scratch = state.get("_denominator")
+        if scratch is None:
+            scratch = state["_denominator"] = torch.empty_like(param)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if group["weight_decay"] != 0:
@@ -68,6 +88,6 @@ class Adam(Optimizer):
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step_size = group["lr"] / (1 - beta1**step)
-        denominator = torch.sqrt(exp_avg_sq, out=state["denominator"])
+        denominator = torch.sqrt(exp_avg_sq, out=scratch)
         denominator.div_(math.sqrt(1 - beta2**step)).add_(group["eps"])
         param.addcdiv_(exp_avg, denominator, value=-step_size)

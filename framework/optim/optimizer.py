@@ -1,79 +1,148 @@
-"""The optimizer base class: parameter groups over one flat buffer each.
+"""The optimizer base class: parameter groups over one flat buffer each, with torch.optim's
+semantics.
 
-Each parameter group's tensors are copied into one contiguous buffer, and every ``Parameter``'s
-``data`` and ``grad`` become views of it. An update rule then runs a handful of whole-buffer
-operations per step instead of the same operations once per tensor (torch.optim on CPU loops
-over tensors in Python), which is most of the cost of a small model's step.
+Each parameter group's tensors live in one contiguous ``data`` buffer and one ``grad`` buffer, so
+an update rule runs a handful of whole-buffer operations per step instead of the same operations
+once per tensor (torch.optim on CPU loops over tensors in Python): most of a small model's step.
+
+The tensors are not replaced by views of the buffer: each ``Parameter``'s own ``data`` and
+``grad`` tensor objects are re-pointed into it with ``Tensor.set_`` (as FSDP does for its flat
+parameters). A reference a user took before (``layer.weight.data``, a ``model.state_dict()``
+entry, ``layer.weight.grad``) is that same object, so it keeps following the model, as in torch.
+Only a view or slice taken *before* the optimizer was built keeps the old storage.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import torch
 
-from ..module import Parameter
+from ..module import Parameter, check_set_to_none
 
 
 class FlatGroup:
-    """One parameter group's flat ``data`` and ``grad`` buffers and the views handed out."""
+    """One parameter group's ``data`` and ``grad`` tensors, re-pointed into two flat buffers,
+    and the group's optimizer ``state`` (flat tensors under torch.optim's key names, ``step`` an
+    int, scratch buffers under keys starting with ``_``)."""
 
     def __init__(self, params: list[Parameter]) -> None:
-        first = params[0].data
-        for param in params:
-            if param.data.dtype != first.dtype or param.data.device != first.device:
-                raise ValueError(
-                    "all parameters of a group must share dtype and device; got "
-                    f"{first.dtype}/{first.device} and {param.data.dtype}/{param.data.device}"
-                )
         self.params = params
-        self.data = torch.cat([p.data.reshape(-1) for p in params])
-        self.grad = torch.cat([p.grad.reshape(-1) for p in params])
-        offset = 0
-        for param in params:
-            n = param.data.numel()
-            param.data = self.data[offset : offset + n].view_as(param.data)
-            param.grad = self.grad[offset : offset + n].view_as(param.grad)
-            offset += n
-        self.views = [(p, p.data, p.grad) for p in params]
+        self.shapes = [param.shape for param in params]
+        self.state: dict[str, Any] = {}
+        self._flatten()
 
-    def check_views(self) -> None:
-        # A parameter whose tensor was replaced (model.to(), a second optimizer) would no longer
-        # be updated by this buffer: fail loudly instead of training nothing.
-        for param, data, grad in self.views:
-            if param.data is not data or param.grad is not grad:
-                raise RuntimeError(
-                    "a parameter's tensor was replaced after the optimizer was created "
-                    "(by model.to(), .double(), another optimizer, or assignment); "
-                    "create the optimizer after moving the model"
+    def _flatten(self) -> None:
+        first = self.params[0].data
+        for param in self.params:
+            if param.grad.shape != param.data.shape:
+                raise ValueError(
+                    f"a parameter of shape {tuple(param.shape)} has a gradient of shape "
+                    f"{tuple(param.grad.shape)}"
                 )
+            for tensor in (param.data, param.grad):
+                if tensor.dtype != first.dtype or tensor.device != first.device:
+                    raise ValueError(
+                        "all parameters (and gradients) of a group must share dtype and device; "
+                        f"got {first.dtype}/{first.device} and {tensor.dtype}/{tensor.device}"
+                    )
+        self.data = torch.cat([param.data.reshape(-1) for param in self.params])
+        self.grad = torch.cat([param.grad.reshape(-1) for param in self.params])
+        data, grad = self.data.untyped_storage(), self.grad.untyped_storage()
+        offset = 0
+        for param in self.params:
+            shape = param.shape
+            param.data.set_(data, offset, shape)
+            param.grad.set_(grad, offset, shape)
+            param._flat = self
+            offset += param.numel()
+        self.members = [(param.data, param.grad) for param in self.params]
+
+    def in_sync(self) -> bool:
+        """Whether every parameter's tensors are still the ones in this group's buffers."""
+        for param, (data, grad) in zip(self.params, self.members, strict=True):
+            if param._flat is not self or param.data is not data or param.grad is not grad:
+                return False
+        return True
+
+    def sync(self) -> None:
+        """Re-flatten when a parameter's tensor was replaced (``model.to(torch.float64)``,
+        assignment) or re-pointed into another optimizer's buffer: training goes on with the
+        parameters' current tensors, the state cast to their dtype and device (as
+        ``load_state_dict`` casts it), instead of updating a buffer nobody reads."""
+        if self.in_sync():
+            return
+        for index, (param, shape) in enumerate(zip(self.params, self.shapes, strict=True)):
+            if param.shape != shape:
+                raise RuntimeError(
+                    f"parameter {index} of the group changed shape from {tuple(shape)} to "
+                    f"{tuple(param.shape)} after the optimizer was created; create a new optimizer"
+                )
+        self._flatten()
+        self.state = {
+            key: value.to(self.data) if isinstance(value, torch.Tensor) else value
+            for key, value in self.state.items()
+        }
+
+    def param_states(self) -> list[dict[str, Any]]:
+        """The state of each parameter as torch.optim holds it: views of the flat state, shaped
+        like the parameter (they follow the optimizer, like torch's), and ``step`` as a tensor."""
+        states: list[dict[str, Any]] = [{} for _ in self.params]
+        offset = 0
+        for state, shape in zip(states, self.shapes, strict=True):
+            n = shape.numel()
+            for key, value in self.state.items():
+                if key == "step":
+                    state[key] = torch.tensor(float(value), dtype=step_dtype())
+                elif not key.startswith("_"):
+                    state[key] = value[offset : offset + n].view(shape)
+            offset += n
+        return states
 
 
-def check_range(name: str, value: Any, low: float, high: float = math.inf, *, open_high=False):
-    """Raise ValueError naming ``name`` unless low <= value <= high (< high if open_high)."""
+def step_dtype() -> torch.dtype:
+    """The dtype torch.optim stores ``step`` in (float64 only when that is the default dtype)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def check_range(
+    name: str, value: Any, low: float, high: float = math.inf, *, open_high: bool = False
+) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a finite number in [low, high]
+    ([low, high) if open_high)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {name}: {value!r} (must be finite)")
     above = value >= high if open_high else value > high
-    if value < low or above or math.isnan(value):
+    if value < low or above:
         bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         raise ValueError(f"Invalid {name}: {value!r} (must be in {bound})")
 
 
 class Optimizer:
-    """Base class, torch.optim-like: ``param_groups`` (dicts with hyperparameters),
-    ``zero_grad()``, ``step()``, per-group ``state``.
+    """Base class with torch.optim's interface: ``param_groups``, ``zero_grad()``, ``step()``,
+    ``state``, ``state_dict()``, ``load_state_dict()``, ``add_param_group()``.
+
+    ``state_dict()`` has torch.optim's exact layout (the same group keys, the same per-parameter
+    state keys and shapes, ``step`` stored as torch stores it), so the state of this optimizer
+    loads into its torch.optim twin and the other way round.
 
     Args:
         params: an iterable of ``Parameter`` or of dicts ``{"params": [...], "lr": ...}``.
         defaults: the hyperparameters each group gets unless it sets its own.
     """
 
+    #: torch.optim's switches for implementation choices and variants this framework does not
+    #: have, at torch's defaults. They are in every group (so state dicts match torch's key for
+    #: key) and accepted only when off (False or None).
+    torch_only: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict) -> None:
-        self.defaults = defaults
+        self.defaults = {**defaults, **self.torch_only}
         self.param_groups: list[dict[str, Any]] = []
-        self.state: list[dict[str, Any]] = []
         self._flat: list[FlatGroup] = []
         groups = list(params)
         if not groups:
@@ -84,6 +153,7 @@ class Optimizer:
             self.add_param_group(group)
 
     def add_param_group(self, group: dict) -> None:
+        """Add a group ``{"params": [...], **options}``; missing options take the defaults."""
         params = group["params"]
         params = [params] if isinstance(params, Parameter) else list(params)
         for param in params:
@@ -99,32 +169,143 @@ class Optimizer:
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise TypeError(f"unknown optimizer option(s): {sorted(unknown)}")
-        full = {**self.defaults, **group, "params": params}
+        # The group's own keys first, then the defaults it lacks: torch's order of keys.
+        full = {**group, "params": params}
+        for key, default in self.defaults.items():
+            full.setdefault(key, default)
         self._validate(full)
         self.param_groups.append(full)
-        self.state.append({})
         self._flat.append(FlatGroup(params))
 
     def _validate(self, group: dict[str, Any]) -> None:
+        for key, default in self.torch_only.items():
+            if group[key] is not None and group[key] is not False:
+                raise ValueError(
+                    f"{type(self).__name__} does not implement torch.optim's {key}="
+                    f"{group[key]!r}; only {default!r} (off) is supported"
+                )
         check_range("lr", group["lr"], 0.0)
-        check_range("weight_decay", group.get("weight_decay", 0.0), 0.0)
+        check_range("weight_decay", group["weight_decay"], 0.0)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero every gradient: one fill per group. (Gradients are views of the flat buffer, so
-        they are always zeroed in place; ``set_to_none`` is accepted for torch compatibility.)"""
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The per-parameter state keys torch.optim holds for ``group`` once it has stepped."""
+        raise NotImplementedError
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every gradient in place: one fill per group.
+
+        ``set_to_none=True`` (torch's default) raises ValueError: here ``grad`` is allocated
+        with the parameter and only ever updated in place, so it cannot be None.
+        """
+        check_set_to_none(set_to_none)
         for flat in self._flat:
+            flat.sync()
             flat.grad.zero_()
 
     def step(self) -> None:
         """Apply one update to every parameter group."""
-        for group, state, flat in zip(self.param_groups, self.state, self._flat, strict=True):
-            flat.check_views()
-            self._update(group, state, flat.data, flat.grad)
+        for group, flat in zip(self.param_groups, self._flat, strict=True):
+            flat.sync()
+            self._update(group, flat.state, flat.data, flat.grad)
 
     def _update(
         self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
     ) -> None:
         raise NotImplementedError
+
+    @property
+    def state(self) -> dict[Parameter, dict[str, Any]]:
+        """``{parameter: its state}`` like torch.optim's ``state``, built on each access: its
+        tensors are views of the live state (in-place writes reach the optimizer, new keys do
+        not); empty before the first step."""
+        return {
+            param: state
+            for flat in self._flat
+            for param, state in zip(flat.params, flat.param_states(), strict=True)
+            if state
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, torch's
+        layout; the state tensors are views of the live state, as torch's are."""
+        groups, states, start = [], {}, 0
+        for group, flat in zip(self.param_groups, self._flat, strict=True):
+            indices = list(range(start, start + len(flat.params)))
+            start += len(indices)
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": indices})
+            states.update(
+                (index, state)
+                for index, state in zip(indices, flat.param_states(), strict=True)
+                if state
+            )
+        return {"state": states, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a state dict of this optimizer or of its torch.optim twin (copied, cast to the
+        parameters' dtype and device). Groups and parameters are matched by position, as torch
+        does; the loaded hyperparameters replace the current ones. Raises ValueError, changing
+        nothing, when the groups, parameters, state shapes or torch-only switches do not fit."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter group(s), "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        loaded = []
+        for index, (saved, flat) in enumerate(zip(saved_groups, self._flat, strict=True)):
+            if len(saved["params"]) != len(flat.params):
+                raise ValueError(
+                    f"loaded parameter group {index} has {len(saved['params'])} parameters, "
+                    f"this optimizer's has {len(flat.params)}"
+                )
+            missing = sorted(set(self.defaults) - set(self.torch_only) - set(saved))
+            if missing:
+                raise ValueError(
+                    f"loaded parameter group {index} lacks {type(self).__name__} option(s) "
+                    f"{missing}"
+                )
+            # Kept as saved, like torch (other keys too: a scheduler's initial_lr, param_names).
+            group = {**saved, "params": flat.params}
+            for key, default in self.torch_only.items():
+                group.setdefault(key, default)
+            self._validate(group)
+            states = [state_dict["state"].get(i, {}) for i in saved["params"]]
+            loaded.append((group, self._flat_state(index, group, flat, states)))
+        for index, (group, state) in enumerate(loaded):
+            self.param_groups[index] = group
+            self._flat[index].state = state
+
+    def _flat_state(
+        self, index: int, group: dict[str, Any], flat: FlatGroup, states: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One group's per-parameter states (torch's layout) as one flat state."""
+        where = f"loaded state of parameter group {index}"
+        if not any(states):
+            return {}
+        keys = self._state_keys(group)
+        for position, (state, shape) in enumerate(zip(states, flat.shapes, strict=True)):
+            if sorted(state) != sorted(keys):
+                raise ValueError(
+                    f"{where}: parameter {position} has state {sorted(state)}, "
+                    f"expected {sorted(keys)}"
+                )
+            for key in keys:
+                if key != "step" and tuple(state[key].shape) != tuple(shape):
+                    raise ValueError(
+                        f"{where}: {key!r} of parameter {position} has shape "
+                        f"{tuple(state[key].shape)}, the parameter has {tuple(shape)}"
+                    )
+        flat_state: dict[str, Any] = {}
+        for key in keys:
+            if key == "step":
+                steps = {float(state["step"]) for state in states}
+                if len(steps) != 1:
+                    raise ValueError(f"{where}: the parameters have different steps {steps}")
+                flat_state["step"] = int(steps.pop())
+            else:
+                values = [state[key].reshape(-1) for state in states]
+                flat_state[key] = torch.cat(values).to(flat.data)
+        return flat_state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -23,6 +23,11 @@ class RMSprop(Optimizer):
         \theta_t &\leftarrow \theta_{t-1} - \gamma b_t
             \quad (\text{with } \mu = 0,\ b_t = g_t / (\sqrt{\tilde v_t} + \epsilon))
 
+    State per parameter, as torch's: ``step`` (a float tensor), ``square_avg`` (:math:`v_t`),
+    ``momentum_buffer`` (:math:`b_t`, when μ > 0), ``grad_avg`` (:math:`\bar g_t`, when
+    centered). The groups also hold torch's ``capturable``, ``foreach``, ``maximize`` and
+    ``differentiable``, accepted off.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-2, torch's).
@@ -32,6 +37,13 @@ class RMSprop(Optimizer):
         momentum: μ (default 0).
         centered: normalise by the estimated variance of the gradient.
     """
+
+    torch_only: ClassVar[dict[str, Any]] = {
+        "capturable": False,
+        "foreach": None,
+        "maximize": False,
+        "differentiable": False,
+    }
 
     def __init__(
         self,
@@ -43,13 +55,13 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        defaults = dict(
+        defaults = dict(  # torch's order, so that state dicts list the keys as torch's do
             lr=lr,
+            momentum=momentum,
             alpha=alpha,
             eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
             centered=centered,
+            weight_decay=weight_decay,
         )
         super().__init__(params, defaults)
 
@@ -59,16 +71,23 @@ class RMSprop(Optimizer):
         check_range("eps", group["eps"], 0.0)
         check_range("momentum", group["momentum"], 0.0)
 
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        keys = ("step", "square_avg")
+        keys += ("momentum_buffer",) if group["momentum"] > 0 else ()
+        return keys + (("grad_avg",) if group["centered"] else ())
+
     def _update(
         self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
     ) -> None:
         alpha, momentum = group["alpha"], group["momentum"]
         if not state:
+            state["step"] = 0
             state["square_avg"] = torch.zeros_like(param)
             if momentum > 0:
                 state["momentum_buffer"] = torch.zeros_like(param)
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(param)
+        state["step"] += 1
         if group["weight_decay"] != 0:
             grad = grad.add(param, alpha=group["weight_decay"])
         square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -20,6 +20,9 @@ class SGD(Optimizer):
         g_t &\leftarrow g_t + \mu b_t \text{ if nesterov else } b_t \\
         \theta_t &\leftarrow \theta_{t-1} - \gamma g_t
 
+    State per parameter, as torch's: ``momentum_buffer`` (:math:`b_t`, when μ ≠ 0). The groups
+    also hold torch's ``maximize``, ``foreach``, ``differentiable`` and ``fused``, accepted off.
+
     Args:
         params: parameters or parameter groups.
         lr: learning rate γ (default 1e-3, torch's).
@@ -28,6 +31,13 @@ class SGD(Optimizer):
         weight_decay: L2 penalty λ (default 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
     """
+
+    torch_only: ClassVar[dict[str, Any]] = {
+        "maximize": False,
+        "foreach": None,
+        "differentiable": False,
+        "fused": None,
+    }
 
     def __init__(
         self,
@@ -53,6 +63,9 @@ class SGD(Optimizer):
         check_range("dampening", group["dampening"], 0.0)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _update(
         self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor

@@ -1,5 +1,5 @@
 """Whole models: a Sequential of each activation with each loss against its torch.nn twin
-(bench.reference) and against central differences; state_dict compatibility; gradient
+(bench.harness.reference) and against central differences; state_dict compatibility; gradient
 accumulation and zeroing; a training step with grad mode off; the README example."""
 
 from __future__ import annotations

@@ -146,9 +146,10 @@ def newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
 def newest_config(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Keep, for each experiment and label combination, only the newest configuration.
 
-    Jobs with the same labels and learning rate but other settings (say a sweep with ``batch_size=50`` left in
-    ``runs/`` beside the default one) must not be pooled as if they were more folds. Returns the
-    rows kept and one note per job set aside (its rows stay in the results file).
+    Jobs with the same labels and learning rate but other settings (say a sweep with
+    ``batch_size=50`` left in ``runs/`` beside the default one) must not be pooled as if they
+    were more folds. Returns the rows kept and one note per job set aside (its rows stay in the
+    results file).
     """
     if frame["config_id"].isna().all():
         return frame, []

@@ -32,7 +32,7 @@ def trajectories(dtype, activation, loss, optimizer, init, fold=0):
         f"optimizer={optimizer}",
         f"init={init}",
     )
-    runs = app.run_fold(cfg, fold)
+    runs = {run.framework: run for run in app.run_fold(cfg, fold)}
     return runs["custom"], runs["torch"]
 
 

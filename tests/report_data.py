@@ -6,6 +6,7 @@ Curves decay exponentially from chance (0.5) to a per-configuration final error,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -51,6 +52,11 @@ FINAL = {
     "kaiming_uniform": 0.08,
 }
 LR = {"adam": 0.001, "rmsprop": 0.001}
+# fig3_tuned: each optimizer's best learning rate on the grid; the final error grows with the
+# squared distance (in decades) from it
+BEST_LR = {"sgd": 0.464, "sgd_momentum": 0.1, "adam": 0.01, "rmsprop": 0.00464}
+# variance_sources: the sd of the final test error between draws, per varying stream
+SPREAD = {"data": 0.02, "init": 0.025, "shuffle": 0.008, "all": 0.035}
 RATE = {"bce": 0.5, "adam": 0.6, "rmsprop": 0.5}
 SECONDS_PER_EPOCH = {"custom": 0.02, "torch": 0.016}
 
@@ -129,10 +135,17 @@ def make_results(
                         }
                     )
                 continue
-            end = final.get((exp, value), FINAL.get(value, 0.1))
+            base = final.get((exp, value), FINAL.get(value, 0.1))
             decay = rates.get((exp, value), RATE.get(value, 0.3))
-            for fold in range(folds):
+            grid = catalog.experiments()[exp].lr_grid if exp in catalog.experiments() else ()
+            for lr, fold in itertools.product(grid or [common["lr"]], range(folds)):
+                end = base
+                if grid:
+                    end = min(0.45, base + 0.1 * np.log10(lr / BEST_LR.get(value, 0.1)) ** 2)
+                if exp == "variance_sources":
+                    end = float(np.clip(base + rng.normal(0.0, SPREAD[value]), 0.0, 0.45))
                 test = _curve(rng, epochs, end, decay)
+                val = np.clip(test + rng.normal(0.0, 0.004, epochs + 1), 0.0, 1.0) if grid else None
                 train = np.clip(test - 0.02, 0.0, 1.0)
                 loss = 0.25 * (train + 0.02)
                 drift = 1e-7 if config["dtype"] == "float32" else 1e-15
@@ -161,6 +174,9 @@ def make_results(
                                 "train_error": np.nan if bad else float(train[epoch]) + shift,
                                 "test_error": np.nan if bad else float(test[epoch]) + shift,
                                 "train_seconds": seconds[fw] * epoch * (1 + 0.05 * fold),
+                                "lr": lr,
+                                "val_error": np.nan if bad or val is None else float(val[epoch]),
+                                "val_loss": np.nan if bad or val is None else 0.25 * val[epoch],
                                 "status": status,
                                 "error": None,
                             }

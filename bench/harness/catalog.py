@@ -55,6 +55,8 @@ class Experiment:
     """The groups it overrides: ``{"framework": "both", ...}``."""
     sweep: dict[str, tuple[str, ...]]
     """Its ``hydra.sweeper.params``, in file order: ``{"activation": ("relu", ...), ...}``."""
+    lr_grid: tuple[float, ...] = ()
+    """The learning rates each of its jobs trains (empty: one, ``optimizer.lr``)."""
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -105,7 +107,8 @@ def _experiment(path: Path) -> Experiment:
                 defaults[group] = str(value)
     params = OmegaConf.select(node, "hydra.sweeper.params", default=None) or {}
     sweep = {str(key): _sweep_values(value) for key, value in params.items()}
-    return Experiment(str(node.get("name", path.stem)), _description(path), defaults, sweep)
+    grid = tuple(float(lr) for lr in node.get("lr_grid", []))
+    return Experiment(str(node.get("name", path.stem)), _description(path), defaults, sweep, grid)
 
 
 @functools.cache

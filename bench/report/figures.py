@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
@@ -21,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from bench.report import views
+from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, label
 
 matplotlib.use("Agg")  # headless everywhere; figures are built with the OO API, never pyplot
@@ -385,6 +386,131 @@ def _draw_fig5(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[
     )
 
 
+def _draw_fig3_tuned(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    a, b = fig.subplots(1, 2, sharey=True)
+    hand, _ = views.curve_rows(df, "fig3_optimizers")
+    if hand.empty:
+        a.axis("off")
+        a.text(0.5, 0.5, "(a) not drawn: fig3_optimizers not in the results", ha="center")
+    else:
+        _curve_panel(
+            a, hand, "optimizer", "test_error", title="(a) Hand-picked lr (the paper's)",
+            ylabel="Test error",
+        )  # fmt: skip
+    _curve_panel(
+        b, data, "optimizer", "test_error", title="(b) lr tuned on the validation split",
+        ylabel="Test error",
+    )  # fmt: skip
+    folds = _fold_count(data, "optimizer")
+    _suptitle(fig, f"Figure 3, hand-picked against tuned learning rates (mean ± 1 sd over {folds})",
+              notes)  # fmt: skip
+    return fig, (
+        "Test error per epoch for each optimizer: (a) at the paper's hand-picked learning rates "
+        "(trained on all 1000 training points), (b) at the learning rate each optimizer's "
+        "validation error chose from the same 16-value log grid (trained on 800 points, 200 "
+        "held out); the band is ±1 sd over folds"
+    )
+
+
+def _draw_lr_sensitivity(
+    df: pd.DataFrame, data: pd.DataFrame, notes: list[str]
+) -> tuple[Figure, str]:
+    rows = views.experiment_rows(df, "fig3_tuned", grid=True)
+    curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
+    final = views.final_rows(curves, ["optimizer", "lr"])
+    chosen = views.lr_selection(rows)
+    levels = views.level_order("optimizer", final["optimizer"].unique())
+    palette = _palette("optimizer", levels)
+    plot = final.assign(_hue=final["optimizer"].map(label))
+    order = [label(v) for v in levels]
+    fig = Figure(figsize=(7.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    sns.lineplot(
+        data=plot,
+        x="lr",
+        y="val_error",
+        hue="_hue",
+        hue_order=order,
+        style="_hue",
+        style_order=order,
+        palette=palette,
+        markers=True,
+        dashes=False,
+        errorbar=("ci", 95),
+        n_boot=2000,
+        seed=0,
+        ax=ax,
+    )
+    for row in chosen.itertuples(index=False):
+        ax.plot(
+            [row.chosen_lr], [row.val_error_mean], marker="*", markersize=16, linestyle="",
+            color=palette[label(row.optimizer)], markeredgecolor="black", zorder=5,
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_ylim(bottom=0.0)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    ax.set_xlabel("Learning rate (log scale)")
+    ax.set_ylabel("Final validation error")
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="*", markersize=12, linestyle="", color="0.4",
+                          markeredgecolor="black"))  # fmt: skip
+    labels.append("chosen lr")
+    ax.legend(handles, labels, title=COLUMN_TITLES["optimizer"], loc="upper left")
+    folds = _fold_count(final, "optimizer")
+    _suptitle(fig, f"Learning-rate sensitivity (mean and 95% CI over {folds})", notes)
+    excluded = chosen[chosen["n_excluded"] > 0]
+    gaps = "; ".join(f"{label(r.optimizer)} {r.n_excluded}" for r in excluded.itertuples())
+    return fig, (
+        "Final-epoch validation error against the learning rate, per optimizer: the line is the "
+        "mean over folds, the band its 95% bootstrap confidence interval; the star marks the "
+        "learning rate chosen (lowest mean validation error among the rates where no fold "
+        "diverged)" + (f"; rates where a fold diverged are left out ({gaps})" if gaps else "")
+    )
+
+
+def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    table = variance.variance_table(df)
+    final = views.final_rows(data, ["vary"])
+    levels = views.level_order("vary", final["vary"].unique())
+    order = [label(v) for v in levels]
+    palette = _palette("vary", levels)
+    fig = Figure(figsize=(11.0, 4.6), layout="constrained")
+    a, b = fig.subplots(1, 2)
+    sns.stripplot(
+        data=final.assign(_x=final["vary"].map(label)), x="_x", y="test_error", order=order,
+        hue="_x", hue_order=order, palette=palette, size=4, jitter=0.25, legend=False, ax=a,
+    )  # fmt: skip
+    a.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    a.set_xlabel("Varying stream (the others fixed)")
+    a.set_ylabel("Final test error")
+    a.set_title("(a) Final test error of every draw")
+    shown = table.set_index("source").reindex(levels)
+    x = range(len(levels))
+    heights = shown["variance"].to_numpy() * 1e4
+    errors = [
+        heights - shown["variance_ci_low"].to_numpy() * 1e4,
+        shown["variance_ci_high"].to_numpy() * 1e4 - heights,
+    ]
+    b.bar(x, heights, color=[palette[o] for o in order], yerr=errors, capsize=5)
+    for index, (source, row) in enumerate(shown.iterrows()):
+        if source != "all" and not pd.isna(row["share"]):
+            text = f"{row['share']:.0%}\n[{row['share_ci_low']:.0%}, {row['share_ci_high']:.0%}]"
+            b.text(index, row["variance_ci_high"] * 1e4, text, ha="center", va="bottom", fontsize=9)
+    b.set_xticks(list(x), order)
+    b.set_xlabel("Varying stream")
+    b.set_ylabel("Variance of the final test error (×10⁻⁴)")
+    b.set_title("(b) Variance, 95% CI; share of the all-streams variance")
+    b.set_ylim(0, max(1e-12, float(np.nanmax(shown["variance_ci_high"].to_numpy() * 1e4))) * 1.3)
+    _suptitle(fig, f"Where the spread comes from ({_fold_count(data, 'vary')} per stream)", notes)
+    return fig, (
+        "The Table III configuration trained while one random stream varies across draws and "
+        "the two others stay fixed, and while all three vary: (a) the final test error of each "
+        "draw, (b) its variance with a 95% bootstrap confidence interval, and each stream's "
+        "share of the all-streams variance with its interval"
+    )
+
+
 FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
     ("fig2_activations", "fig2_activations", "Figure 2", _draw_fig2),
     (
@@ -393,6 +519,8 @@ FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
         "Figure 3",
         _draw_zoomed("optimizer", "Figure 3: test error per optimizer"),
     ),
+    ("fig3_tuned", "fig3_tuned", "Figure 3, tuned", _draw_fig3_tuned),
+    ("fig3_tuned", "fig_lr_sensitivity", "Learning-rate sensitivity", _draw_lr_sensitivity),
     ("fig4_losses", "fig4_losses", "Figure 4", _draw_fig4),
     ("fig5_frameworks", "fig5_frameworks", "Figure 5", _draw_fig5),
     (
@@ -401,6 +529,7 @@ FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
         "Initializer figure",
         _draw_zoomed("init", "Weight initializers (not shown in the paper): test error per epoch"),
     ),
+    ("variance_sources", "fig_variance", "Variance figure", _draw_variance),
 )
 """(experiment, file stem, title, drawer) for every figure of the report."""
 
@@ -413,9 +542,11 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return [png, svg]
 
 
-def build_figure(df: pd.DataFrame, experiment: str, out_dir: Path) -> FigureResult:
+def build_figure(
+    df: pd.DataFrame, entry: tuple[str, str, str, Drawer], out_dir: Path
+) -> FigureResult:
     """Draw and write one figure (PNG + SVG) of a prepared results frame (`views.prepare`)."""
-    _, stem, title, draw = next(f for f in FIGURES if f[0] == experiment)
+    experiment, stem, title, draw = entry
     data, pinned = views.curve_rows(df, experiment)
     what = EXPERIMENTS[experiment].what
     with matplotlib.rc_context(RC):
@@ -436,7 +567,7 @@ def build_figure(df: pd.DataFrame, experiment: str, out_dir: Path) -> FigureResu
 def build_figures(df: pd.DataFrame, out_dir: Path) -> list[FigureResult]:
     """Draw and write every figure of the report into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [build_figure(df, experiment, out_dir) for experiment, *_ in FIGURES]
+    return [build_figure(df, entry, out_dir) for entry in FIGURES]
 
 
 __all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures"]

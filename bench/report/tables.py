@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import views
+from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, LEVELS, label
 
 PAPER_TABLE3: dict[str, dict[str, float]] = {
@@ -48,16 +48,25 @@ class Tables:
     summary_md: str
     equivalence: pd.DataFrame
     equivalence_md: str
+    lr_selection: pd.DataFrame
+    lr_selection_md: str
+    variance: pd.DataFrame
+    variance_md: str
     files: list[Path]
 
 
 def pm(mean: float, sd: float, digits: int = 3) -> str:
-    """``'0.972 ± 0.004'``; the mean alone when sd is undefined; ``'—'`` when there is no mean."""
+    """``'0.972 ± 0.004'``; ``'0.972 (1 fold: no sd)'`` when the spread is undefined; ``'—'``
+    when there is no mean."""
     if mean is None or pd.isna(mean):
         return MISSING
     if sd is None or pd.isna(sd):
-        return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} (1 fold: no sd)"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return MISSING if pd.isna(value) else f"{value:.{digits}f}"
 
 
 def _sci(value: float) -> str:
@@ -312,6 +321,69 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+TUNED = "fig3_tuned"
+LR_SELECTION_COLUMNS = [
+    "optimizer",
+    "chosen_lr",
+    "val_error_mean",
+    "test_error_mean",
+    "test_error_sd",
+    "hand_picked_lr",
+    "hand_picked_test_error_mean",
+    "lr_min",
+    "lr_max",
+    "n_lrs",
+    "n_excluded",
+    "n_folds",
+]
+
+
+def lr_selection(df: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer of ``fig3_tuned``: the learning rate chosen on the validation split
+    (`views.lr_selection`), its mean validation error, the grid, and, judged on the test set
+    afterwards, its final test error beside the hand-picked learning rate's
+    (``fig3_optimizers``)."""
+    chosen = views.lr_selection(views.experiment_rows(df, TUNED, grid=True))
+    if chosen.empty:
+        return pd.DataFrame(columns=LR_SELECTION_COLUMNS)
+    tuned, _ = views.curve_rows(df, TUNED)
+    test = views.final_rows(tuned, ["optimizer"]).groupby("optimizer")["test_error"]
+    hand, _ = views.curve_rows(df, "fig3_optimizers")
+    hand_final = views.final_rows(hand, ["optimizer"]).groupby("optimizer")
+    out = chosen.assign(
+        test_error_mean=chosen["optimizer"].map(test.mean()),
+        test_error_sd=chosen["optimizer"].map(test.std()),
+        hand_picked_lr=chosen["optimizer"].map(hand_final["lr"].first()),
+        hand_picked_test_error_mean=chosen["optimizer"].map(hand_final["test_error"].mean()),
+    )
+    return out.sort_values("optimizer", key=_level_rank, kind="mergesort")[LR_SELECTION_COLUMNS]
+
+
+def lr_selection_markdown(t: pd.DataFrame) -> str:
+    if t.empty:
+        return f"Not available: `{TUNED}` is not in the results."
+    shown = pd.DataFrame(
+        {
+            "Optimizer": t["optimizer"].map(label),
+            "Chosen lr": t["chosen_lr"].map(_key_text),
+            "Mean validation error": t["val_error_mean"].map(_number),
+            "Test error (tuned)": [
+                pm(m, d) for m, d in zip(t["test_error_mean"], t["test_error_sd"], strict=True)
+            ],
+            "Hand-picked lr": t["hand_picked_lr"].map(
+                lambda v: MISSING if pd.isna(v) else f"{v:g}"
+            ),
+            "Test error (hand-picked)": t["hand_picked_test_error_mean"].map(_number),
+            "Grid": [
+                f"{n} values, {lo:g}–{hi:g}"
+                for n, lo, hi in zip(t["n_lrs"], t["lr_min"], t["lr_max"], strict=True)
+            ],
+            "lrs left out (a fold diverged)": t["n_excluded"].astype(str),
+        }
+    )
+    return shown.to_markdown(index=False)
+
+
 def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
     """Compute every table of a prepared results frame and write its files into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,6 +391,8 @@ def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
     s = summary(df)
     e = equivalence(df)
     t3_md, s_md, e_md = table3_markdown(t3), summary_markdown(s), equivalence_markdown(e)
+    lrs, v = lr_selection(df), variance.variance_table(df)
+    lrs_md, v_md = lr_selection_markdown(lrs), variance.variance_markdown(v)
     files = [
         _write(out_dir / "table3.md", t3_md),
         _write(out_dir / "table3.tex", table3_latex(t3)),
@@ -327,5 +401,7 @@ def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
         _write(out_dir / "summary.csv", s.to_csv(index=False, lineterminator="\n")),
         _write(out_dir / "equivalence.md", e_md),
         _write(out_dir / "equivalence.csv", e.to_csv(index=False, lineterminator="\n")),
+        _write(out_dir / "lr_selection.csv", lrs.to_csv(index=False, lineterminator="\n")),
+        _write(out_dir / "variance.csv", v.to_csv(index=False, lineterminator="\n")),
     ]
-    return Tables(t3, t3_md, s, s_md, e, e_md, files)
+    return Tables(t3, t3_md, s, s_md, e, e_md, lrs, lrs_md, v, v_md, files)

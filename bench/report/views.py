@@ -98,9 +98,11 @@ class Experiment:
 PRESENTATION: dict[str, tuple[str, str]] = {
     "fig2_activations": ("Figure 2", "activation functions"),
     "fig3_optimizers": ("Figure 3", "optimizers"),
+    "fig3_tuned": ("Figure 3, tuned", "optimizers at learning rates tuned on a validation split"),
     "fig4_losses": ("Figure 4", "loss functions"),
     "fig5_frameworks": ("Figure 5", "custom framework vs torch.nn"),
     "initializers": ("Initializer figure", "weight initializers"),
+    "variance_sources": ("Variance figure", "sources of the spread between folds"),
 }
 """(figure title, what it compares) of each experiment of conf/experiment (a test checks none is
 missing)."""
@@ -147,9 +149,71 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def experiment_rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Every row of one experiment, failed-job rows included."""
-    return df[df["experiment"] == name]
+TUNED: dict[str, tuple[float, ...]] = {
+    name: e.lr_grid for name, e in catalog.experiments().items() if e.lr_grid
+}
+"""The experiments whose jobs train a learning-rate grid (conf: ``lr_grid``), and that grid."""
+
+
+def experiment_rows(df: pd.DataFrame, name: str, grid: bool = False) -> pd.DataFrame:
+    """Every row of one experiment, failed-job rows included. For a tuned experiment, only the
+    rows at each configuration's chosen learning rate (`lr_selection`), unless ``grid``."""
+    rows = df[df["experiment"] == name]
+    if name not in TUNED or grid:
+        return rows
+    chosen = lr_selection(rows)[[*SELECTION_KEYS, "chosen_lr"]]
+    picked = pd.MultiIndex.from_frame(chosen).to_list()
+    at_choice = pd.MultiIndex.from_frame(rows[[*SELECTION_KEYS, "lr"]]).isin(picked)
+    return rows[at_choice | (rows["status"] == "failed").to_numpy()]
+
+
+#: what a learning rate is chosen for: each configuration of a tuned experiment
+SELECTION_KEYS = [c for c in CONFIG_COLUMNS if c != "framework"] + ["framework"]
+
+
+def lr_selection(rows: pd.DataFrame) -> pd.DataFrame:
+    """The learning rate chosen for each configuration of a tuned experiment's ``rows`` (every
+    lr of the grid), on the validation split only, never the test set.
+
+    Rule: among the learning rates where no fold diverged, the lowest mean final-epoch
+    validation error over folds; ties go to the lower mean validation loss, then the smaller
+    lr. Columns: the configuration, ``chosen_lr``, ``val_error_mean``, ``lr_min``, ``lr_max``,
+    ``n_lrs`` (grid size), ``n_excluded`` (lrs where a fold diverged), ``n_folds``.
+    """
+    curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
+    columns = [*SELECTION_KEYS, "chosen_lr", "val_error_mean", "lr_min", "lr_max", "n_lrs",
+               "n_excluded", "n_folds"]  # fmt: skip
+    if curves.empty:
+        return pd.DataFrame(columns=columns)
+    keys = [*SELECTION_KEYS, "lr"]
+    final = final_rows(curves, keys)
+    started = curves.groupby(keys)[["seed", "fold"]].apply(lambda g: len(g.drop_duplicates()))
+    scores = final.groupby(keys).agg(
+        val_error_mean=("val_error", "mean"),
+        val_loss_mean=("val_loss", "mean"),
+        n_final=("fold", "size"),
+    )
+    scores = scores.join(started.rename("n_started"))
+    scores["eligible"] = (scores["n_final"] == scores["n_started"]) & scores[
+        "val_error_mean"
+    ].notna()
+    out = []
+    for config, group in scores.reset_index().groupby(SELECTION_KEYS, sort=False):
+        pool = group[group["eligible"]].sort_values(["val_error_mean", "val_loss_mean", "lr"])
+        best = pool.iloc[0] if len(pool) else None
+        out.append(
+            dict(zip(SELECTION_KEYS, config, strict=True))
+            | {
+                "chosen_lr": best["lr"] if best is not None else float("nan"),
+                "val_error_mean": best["val_error_mean"] if best is not None else float("nan"),
+                "lr_min": group["lr"].min(),
+                "lr_max": group["lr"].max(),
+                "n_lrs": len(group),
+                "n_excluded": int((~group["eligible"]).sum()),
+                "n_folds": int(group["n_started"].max()),
+            }
+        )
+    return pd.DataFrame(out, columns=columns)
 
 
 def curve_rows(
@@ -266,6 +330,32 @@ def diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
             name = ", ".join(label(v) for v in values)
             notes.append(f"{name}: {bad} of {len(group)} folds diverged")
     return notes
+
+
+def partial_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """One note per configuration holding fewer folds than its job was configured for (a job
+    killed before its last fold: re-running the sweep resumes it)."""
+    if "folds" not in curves.columns or curves["folds"].isna().all() or curves.empty:
+        return []
+    keys = [*keys, "lr"] if curves["lr"].nunique() > 1 and "lr" not in keys else list(keys)
+    grouped = curves.groupby(list(keys), dropna=False, sort=False)
+    held = grouped[["seed", "fold"]].apply(lambda g: len(g.drop_duplicates()))
+    configured = grouped["folds"].max()
+    notes = []
+    for config, n in held.items():
+        want = configured[config]
+        if pd.notna(want) and n < want:
+            values = config if isinstance(config, tuple) else (config,)
+            name = ", ".join(_key(v) for v in values)
+            notes.append(
+                f"{name}: partial, {n} of {int(want)} folds (an interrupted job; re-run the "
+                "sweep to resume it)"
+            )
+    return notes
+
+
+def _key(value: object) -> str:
+    return f"lr {value:g}" if isinstance(value, float) else label(value)
 
 
 def describe_config(config: dict[str, str]) -> str:

@@ -18,13 +18,14 @@ from .activation import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import INIT_SCHEMES, Sequential
 from .linear import Linear
 from .loss import BCELoss, Loss, MSELoss
-from .module import Module, Parameter
+from .module import Buffer, Module, Parameter
 
 __all__ = [
     "ELU",
     "INIT_SCHEMES",
     "Activation",
     "BCELoss",
+    "Buffer",
     "LeakyReLU",
     "Linear",
     "Loss",

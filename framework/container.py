@@ -84,8 +84,9 @@ class Sequential(Module):
             for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
                 x = layer(x)
         except (ValueError, TypeError) as error:
-            # Say which layer of the model refused its input, not only what it was.
-            raise type(error)(f"Sequential layer ({index}): {error}") from None
+            # Say which layer of the model refused its input, not only what it was (the original
+            # stays the cause, with its traceback).
+            raise type(error)(f"Sequential layer ({index}): {error}") from error
         return x
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
@@ -93,8 +94,9 @@ class Sequential(Module):
         try:
             for index in reversed(range(len(self._layers))):
                 grad_output = self._layers[index].backward(grad_output)
-        except ValueError as error:
-            raise ValueError(f"Sequential layer ({index}) backward: {error}") from None
+        except (ValueError, RuntimeError) as error:
+            # Which layer refused the gradient, or was asked for a second backward.
+            raise type(error)(f"Sequential layer ({index}) backward: {error}") from error
         return grad_output
 
     def __getitem__(self, index: int | slice) -> Module:

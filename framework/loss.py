@@ -1,5 +1,5 @@
 """Loss criteria. ``loss = criterion(prediction, target)`` caches both; ``criterion.backward()``
-returns dL/dprediction (the seed of the model's backward)."""
+returns dL/dprediction (the seed of the model's backward) and frees that cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ _REDUCTIONS = ("mean", "sum")
 
 
 class Loss(Module):
-    """Base of the criteria: checks shapes and reduction, caches the operands."""
+    """Base of the criteria: checks the reduction and the operands (`_check`), caches them.
+
+    The default `_check` is for element-wise criteria (prediction and target of one shape and
+    dtype); a criterion with other operands (class indices for CrossEntropyLoss) overrides it.
+    """
+
+    _cache = ("prediction", "target")
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -25,6 +31,10 @@ class Loss(Module):
         return self.forward(prediction, target)
 
     def _store(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        self._check(prediction, target)
+        self.prediction, self.target = prediction, target
+
+    def _check(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         # torch only warns here and broadcasts (N, 1) against (N,) into (N, N): a silent bug.
         if prediction.shape != target.shape:
             raise ValueError(
@@ -38,7 +48,6 @@ class Loss(Module):
             )
         if prediction.numel() == 0:
             raise ValueError(f"{type(self).__name__}: got an empty batch (0 elements)")
-        self.prediction, self.target = prediction, target
 
     def _scale(self, numel: int) -> float:
         return 1.0 / numel if self.reduction == "mean" else 1.0
@@ -56,6 +65,8 @@ class Loss(Module):
 class MSELoss(Loss):
     """L = mean((ŷ − y)²); backward: dL/dŷ = 2 (ŷ − y) / N."""
 
+    _cache = ("prediction", "target", "difference")
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.difference: torch.Tensor | None = None
@@ -67,6 +78,7 @@ class MSELoss(Loss):
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
         difference = self._saved(self.difference)
+        self._release()
         return difference * (2.0 * self._scale(difference.numel()))
 
 
@@ -105,6 +117,7 @@ class BCELoss(Loss):
                 )
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
-        p = self._saved(self.prediction)
+        p, target = self._saved(self.prediction), self.target
+        self._release()
         denominator = ((1 - p) * p).clamp_min(self.EPSILON)
-        return (p - self.target) / denominator * self._scale(p.numel())
+        return (p - target) / denominator * self._scale(p.numel())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -297,3 +298,102 @@ def test_sequential_slice_is_a_sequential_of_the_same_modules():
     head = model[:2]
     assert isinstance(head, fw.Sequential) and head[0] is model[0]
     assert list(head.state_dict()) == ["0.weight", "0.bias"]
+
+
+# -- a second backward without a new forward ------------------------------------------------------
+# torch refuses to backward twice through a freed graph; each of our layers frees what its forward
+# cached when its backward consumes it, so the second call fails instead of doubling gradients.
+SECOND_BACKWARD = {
+    "linear": (lambda: fw.Linear(2, 3), (4, 2)),
+    "relu": (fw.ReLU, (4, 3)),
+    "tanh": (fw.Tanh, (4, 3)),
+    "sigmoid": (fw.Sigmoid, (4, 3)),
+    "leaky_relu": (fw.LeakyReLU, (4, 3)),
+    "elu": (fw.ELU, (4, 3)),
+    "sequential": (mlp, (4, 2)),
+}
+
+
+def last_layer(module: fw.Module) -> fw.Module:
+    """The layer whose backward runs first (and so refuses the second backward)."""
+    return last_layer(module[-1]) if isinstance(module, fw.Sequential) else module
+
+
+@pytest.mark.parametrize("name", SECOND_BACKWARD)
+def test_second_backward_without_new_forward_raises_naming_the_layer(name):
+    factory, shape = SECOND_BACKWARD[name]
+    module = factory()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    grad_output = torch.ones_like(module(x))
+    module.backward(grad_output)
+    grads = {key: param.grad.clone() for key, param in module.named_parameters()}
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(repr(last_layer(module)))
+        + r".*backward called twice without a new forward \(call the model again first\)",
+    ):
+        module.backward(grad_output)
+    for key, param in module.named_parameters():  # nothing was added by the refused call
+        assert torch.equal(param.grad, grads[key]), key
+    module(x)  # a new forward makes a backward legal again
+    module.backward(grad_output)
+
+
+@pytest.mark.parametrize("loss", [fw.MSELoss, fw.BCELoss], ids=["mse", "bce"])
+def test_loss_second_backward_without_new_forward_raises(loss):
+    criterion = loss()
+    prediction, target = torch.full((4, 1), 0.25), torch.ones(4, 1)
+    criterion(prediction, target)
+    first = criterion.backward()
+    with pytest.raises(
+        RuntimeError, match=rf"{loss.__name__}\(\): backward called twice without a new forward"
+    ):
+        criterion.backward()
+    criterion(prediction, target)
+    assert torch.equal(criterion.backward(), first)
+
+
+# -- non-finite and invalid layer hyperparameters -------------------------------------------------
+BAD_LAYER_ARGUMENTS = {
+    "LeakyReLU(nan)": (lambda: fw.LeakyReLU(math.nan), r"LeakyReLU: negative_slope must be finite"),
+    "LeakyReLU(inf)": (lambda: fw.LeakyReLU(math.inf), r"negative_slope must be finite, got inf"),
+    "LeakyReLU(-inf)": (lambda: fw.LeakyReLU(-math.inf), r"negative_slope must be finite"),
+    "LeakyReLU('0.1')": (lambda: fw.LeakyReLU("0.1"), r"negative_slope must be a real number"),
+    "LeakyReLU(True)": (lambda: fw.LeakyReLU(True), r"negative_slope must be a real number"),
+    "ELU(nan)": (lambda: fw.ELU(alpha=math.nan), r"ELU: alpha must be finite, got nan"),
+    "ELU(inf)": (lambda: fw.ELU(math.inf), r"ELU: alpha must be finite, got inf"),
+    "ELU(None)": (lambda: fw.ELU(None), r"ELU: alpha must be a real number, got None"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_LAYER_ARGUMENTS)
+def test_invalid_layer_hyperparameter_raises_value_error_naming_it(name):
+    factory, message = BAD_LAYER_ARGUMENTS[name]
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+# -- Sequential's re-raised errors keep the original as their cause -------------------------------
+def test_sequential_errors_keep_the_layer_error_as_cause():
+    model = fw.Sequential(fw.Linear(2, 4), fw.ReLU(), fw.Linear(5, 1))
+    with pytest.raises(ValueError) as forward_error:
+        model(torch.zeros(3, 2))
+    cause = forward_error.value.__cause__
+    assert isinstance(cause, ValueError)
+    assert str(forward_error.value) == f"Sequential layer (2): {cause}"
+
+    model = mlp()
+    model(torch.zeros(8, 2))
+    with pytest.raises(ValueError) as backward_error:
+        model.backward(torch.ones(1, 1))
+    assert isinstance(backward_error.value.__cause__, ValueError)
+    assert (
+        str(backward_error.value)
+        == f"Sequential layer (3) backward: {backward_error.value.__cause__}"
+    )
+
+    model.backward(torch.ones(8, 1))
+    with pytest.raises(RuntimeError) as second_error:
+        model.backward(torch.ones(8, 1))
+    assert isinstance(second_error.value.__cause__, RuntimeError)
+    assert "backward called twice" in str(second_error.value.__cause__)

@@ -32,15 +32,21 @@ def _pair(owner: str, name: str, value: int | tuple[int, int], minimum: int) -> 
 
 
 def _output_size(
-    layer: Module, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
+    layer: Module,
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int] = (0, 0),
 ) -> tuple[int, int]:
-    """⌊(size − kernel) / stride⌋ + 1 per dimension, or a ValueError if the kernel is larger."""
-    if size[0] < kernel[0] or size[1] < kernel[1]:
+    """⌊(size + 2·padding − kernel) / stride⌋ + 1 per dimension, or a ValueError naming the
+    layer if the (padded) input is smaller than the kernel."""
+    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
+    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+        after = f" (padded: {padded})" if padded != size else ""
         raise ValueError(
-            f"{layer!r}: input of spatial size {size} (after padding) is smaller than the "
-            f"kernel {kernel}"
+            f"{layer!r}: input of spatial size {size}{after} is smaller than the kernel {kernel}"
         )
-    return (size[0] - kernel[0]) // stride[0] + 1, (size[1] - kernel[1]) // stride[1] + 1
+    return (padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1
 
 
 def _col2im(columns: torch.Tensor, size: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
@@ -155,7 +161,7 @@ class Conv2d(Module):
             )
         n, c, h, w = x.shape
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        oh, ow = _output_size(self, (h + 2 * ph, w + 2 * pw), self.kernel_size, self.stride)
+        oh, ow = _output_size(self, (h, w), self.kernel_size, self.stride, self.padding)
         image = x.permute(1, 2, 3, 0)  # (C, H, W, N) view: batch innermost
         if ph or pw:
             padded = x.new_zeros(c, h + 2 * ph, w + 2 * pw, n)  # (C, Hp, Wp, N)
@@ -176,7 +182,7 @@ class Conv2d(Module):
         columns = self._saved(self.columns)
         n, c, h, w = self.input_shape
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        oh, ow = _output_size(self, (h + 2 * ph, w + 2 * pw), self.kernel_size, self.stride)
+        oh, ow = _output_size(self, (h, w), self.kernel_size, self.stride, self.padding)
         if grad_output.shape != (n, self.out_channels, oh, ow):
             raise ValueError(
                 f"{self!r}: expected grad_output of shape {(n, self.out_channels, oh, ow)} (its "

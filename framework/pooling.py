@@ -53,7 +53,7 @@ class MaxPool2d(Module):
         self.stride = (
             self.kernel_size if stride is None else _pair("MaxPool2d", "stride", stride, 1)
         )
-        self.index: torch.Tensor | None = None  # (N, C, OH, OW) winning cell a·kw + b
+        self.index: torch.Tensor | None = None  # (N, C, OH, OW) winning cell a·kw + b, as floats
         self.input_shape: torch.Size | None = None
         self.input_layout: tuple[int, ...] | None = None
 

@@ -15,20 +15,33 @@ No torch.nn, torch.optim or torch.autograd: every gradient is computed by the mo
 
 from . import init, optim
 from .activation import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import INIT_SCHEMES, Sequential
+from .conv import Conv2d
+from .dropout import Dropout
+from .flatten import Flatten
 from .linear import Linear
-from .loss import BCELoss, Loss, MSELoss
-from .module import Module, Parameter
+from .loss import BCELoss, CrossEntropyLoss, Loss, MSELoss
+from .module import Buffer, Module, Parameter
+from .pooling import MaxPool2d
 
 __all__ = [
     "ELU",
     "INIT_SCHEMES",
     "Activation",
     "BCELoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Buffer",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
     "LeakyReLU",
     "Linear",
     "Loss",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "Parameter",
     "ReLU",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .module import Module
+from .module import Module, check_number
 
 
 class Activation(Module):
@@ -18,6 +18,7 @@ class Activation(Module):
 
     nonlinearity: str = "linear"
     nonlinearity_param: float | None = None
+    _cache = ("input", "output")
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,7 +39,9 @@ class ReLU(Activation):
         # output ≥ 0, so sign(output) is exactly the mask 1[x > 0], already in the gradient's
         # dtype: a float multiply, not a bool mask that torch must cast first (3× slower); and
         # the mask is our own temporary, so the product goes into it (one allocation, not two).
-        return self._saved(self.output, grad_output).sign().mul_(grad_output)
+        grad_input = self._saved(self.output, grad_output).sign().mul_(grad_output)
+        self._release()
+        return grad_input
 
 
 class LeakyReLU(Activation):
@@ -48,6 +51,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
+        negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope = negative_slope
         self.nonlinearity_param = negative_slope
 
@@ -57,6 +61,7 @@ class LeakyReLU(Activation):
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         positive = self._saved(self.input, grad_output) > 0
+        self._release()
         return torch.where(positive, grad_output, grad_output * self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -74,7 +79,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = alpha
+        self.alpha = check_number("ELU", "alpha", alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.input = x
@@ -84,7 +89,9 @@ class ELU(Activation):
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         positive = self._saved(self.input, grad_output) > 0
         # alpha · eˣ = output + alpha on the negative side: no second exp.
-        return torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
+        grad_input = torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
+        self._release()
+        return grad_input
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -101,6 +108,7 @@ class Tanh(Activation):
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         y = self._saved(self.output, grad_output)
+        self._release()
         return grad_output * (1 - y * y)
 
 
@@ -115,5 +123,6 @@ class Sigmoid(Activation):
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         y = self._saved(self.output, grad_output)
+        self._release()
         # (1 − y) is our own temporary: multiply into it, in torch's kernel order (same rounding).
         return torch.rsub(y, 1).mul_(grad_output).mul_(y)

@@ -1,5 +1,6 @@
 """`Sequential`: chains modules forward, walks them in reverse for backward, and owns the
-initialisation of its Linear layers (with the gain of the activation that follows each)."""
+initialisation of its Linear and Conv2d layers (with the gain of the activation that follows
+each)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import torch
 
 from . import init as init_
 from .activation import Activation
+from .conv import Conv2d
 from .linear import Linear
 from .module import Module
+
+# The layers with weights that Sequential initialises (fans from the weight's shape: a Conv2d's
+# receptive field counts, as in torch's nn.init).
+_WEIGHTED = (Linear, Conv2d)
 
 INIT_SCHEMES = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 
@@ -20,10 +26,11 @@ class Sequential(Module):
 
     Args:
         *modules: the layers, registered as ``"0"``, ``"1"``, … like PyTorch's ``nn.Sequential``.
-        init: how to (re)initialise every Linear layer: ``"default"`` (``nn.Linear``'s own),
-            ``"xavier_uniform"``, ``"xavier_normal"``, ``"kaiming_uniform"``, ``"kaiming_normal"``.
-            Xavier and Kaiming weights get the gain of the activation after the Linear layer
-            (``calculate_gain``; 1 when none follows) and zero biases.
+        init: how to (re)initialise every Linear and Conv2d layer: ``"default"`` (the layer's
+            own, as PyTorch's), ``"xavier_uniform"``, ``"xavier_normal"``, ``"kaiming_uniform"``,
+            ``"kaiming_normal"``. Xavier and Kaiming weights get the gain of the activation
+            after the layer (before the next Linear/Conv2d; ``calculate_gain``; 1 when none
+            follows) and zero biases.
         generator: a seeded ``torch.Generator`` for the initial weights. With ``init="default"``
             and no generator the layers keep the weights drawn at construction, exactly as
             ``torch.manual_seed(s)`` followed by the same ``torch.nn`` constructors would draw.
@@ -47,11 +54,11 @@ class Sequential(Module):
     def reset_parameters(
         self, init: str = "default", generator: torch.Generator | None = None
     ) -> None:
-        """Re-initialise every Linear layer, in order, drawing from ``generator``."""
+        """Re-initialise every Linear and Conv2d layer, in order, drawing from ``generator``."""
         if init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}; got {init!r}")
         for index, layer in enumerate(self._layers):
-            if not isinstance(layer, Linear):
+            if not isinstance(layer, _WEIGHTED):
                 continue
             if init == "default":
                 layer.reset_parameters(generator)
@@ -70,9 +77,10 @@ class Sequential(Module):
                 init_.zeros_(layer.bias.data)
 
     def _nonlinearity_after(self, index: int) -> tuple[str, float | None]:
-        """The activation between layer ``index`` and the next Linear (``"linear"`` if none)."""
+        """The activation between layer ``index`` and the next Linear or Conv2d (``"linear"`` if
+        none)."""
         for layer in self._layers[index + 1 :]:
-            if isinstance(layer, Linear):
+            if isinstance(layer, _WEIGHTED):
                 break
             if isinstance(layer, Activation):
                 return layer.nonlinearity, layer.nonlinearity_param
@@ -84,8 +92,9 @@ class Sequential(Module):
             for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
                 x = layer(x)
         except (ValueError, TypeError) as error:
-            # Say which layer of the model refused its input, not only what it was.
-            raise type(error)(f"Sequential layer ({index}): {error}") from None
+            # Say which layer of the model refused its input, not only what it was (the original
+            # stays the cause, with its traceback).
+            raise type(error)(f"Sequential layer ({index}): {error}") from error
         return x
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
@@ -93,8 +102,9 @@ class Sequential(Module):
         try:
             for index in reversed(range(len(self._layers))):
                 grad_output = self._layers[index].backward(grad_output)
-        except ValueError as error:
-            raise ValueError(f"Sequential layer ({index}) backward: {error}") from None
+        except (ValueError, RuntimeError) as error:
+            # Which layer refused the gradient, or was asked for a second backward.
+            raise type(error)(f"Sequential layer ({index}) backward: {error}") from error
         return grad_output
 
     def __getitem__(self, index: int | slice) -> Module:

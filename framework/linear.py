@@ -33,6 +33,8 @@ class Linear(Module):
         bias: ``(out_features,)``, U(−1/√in, 1/√in).
     """
 
+    _cache = ("input",)
+
     def __init__(
         self,
         in_features: int,
@@ -86,6 +88,7 @@ class Linear(Module):
         self.weight.grad.addmm_(grad_output.t(), x)  # (out, in) += (out, N) @ (N, in)
         if self.bias is not None:
             self.bias.grad.add_(grad_output.sum(0))  # (out,)
+        self._release()
         return grad_output.mm(self.weight.data)  # (N, in)
 
     def extra_repr(self) -> str:

@@ -1,5 +1,5 @@
 """Loss criteria. ``loss = criterion(prediction, target)`` caches both; ``criterion.backward()``
-returns dL/dprediction (the seed of the model's backward)."""
+returns dL/dprediction (the seed of the model's backward) and frees that cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ _REDUCTIONS = ("mean", "sum")
 
 
 class Loss(Module):
-    """Base of the criteria: checks shapes and reduction, caches the operands."""
+    """Base of the criteria: checks the reduction and the operands (`_check`), caches them.
+
+    The default `_check` is for element-wise criteria (prediction and target of one shape and
+    dtype); a criterion with other operands (class indices for CrossEntropyLoss) overrides it.
+    """
+
+    _cache = ("prediction", "target")
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -25,6 +31,10 @@ class Loss(Module):
         return self.forward(prediction, target)
 
     def _store(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        self._check(prediction, target)
+        self.prediction, self.target = prediction, target
+
+    def _check(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         # torch only warns here and broadcasts (N, 1) against (N,) into (N, N): a silent bug.
         if prediction.shape != target.shape:
             raise ValueError(
@@ -38,7 +48,6 @@ class Loss(Module):
             )
         if prediction.numel() == 0:
             raise ValueError(f"{type(self).__name__}: got an empty batch (0 elements)")
-        self.prediction, self.target = prediction, target
 
     def _scale(self, numel: int) -> float:
         return 1.0 / numel if self.reduction == "mean" else 1.0
@@ -56,6 +65,8 @@ class Loss(Module):
 class MSELoss(Loss):
     """L = mean((ŷ − y)²); backward: dL/dŷ = 2 (ŷ − y) / N."""
 
+    _cache = ("prediction", "target", "difference")
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.difference: torch.Tensor | None = None
@@ -67,6 +78,7 @@ class MSELoss(Loss):
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
         difference = self._saved(self.difference)
+        self._release()
         return difference * (2.0 * self._scale(difference.numel()))
 
 
@@ -105,6 +117,88 @@ class BCELoss(Loss):
                 )
 
     def backward(self) -> torch.Tensor:  # type: ignore[override]
-        p = self._saved(self.prediction)
+        p, target = self._saved(self.prediction), self.target
+        self._release()
         denominator = ((1 - p) * p).clamp_min(self.EPSILON)
-        return (p - self.target) / denominator * self._scale(p.numel())
+        return (p - target) / denominator * self._scale(p.numel())
+
+
+class CrossEntropyLoss(Loss):
+    r"""Cross entropy of class logits and class indices, like PyTorch's ``nn.CrossEntropyLoss``:
+
+    .. math::
+        \ell_n = -\log \operatorname{softmax}(z_n)_{y_n}
+               = \log \sum_c e^{z_{nc} - m_n} - (z_{n y_n} - m_n),
+        \quad m_n = \max_c z_{nc}, \qquad L = \tfrac{1}{N} \sum_n \ell_n \text{ (or } \sum_n\text{)}
+
+    (log-sum-exp with the row maximum subtracted: finite for any finite logits).
+    Backward: :math:`\partial L / \partial z = (\operatorname{softmax}(z)
+    - \operatorname{onehot}(y)) / N` (without the 1/N for ``reduction="sum"``).
+
+    Args:
+        reduction: ``"mean"`` (default) or ``"sum"`` over the batch. (PyTorch's ``weight``,
+            ``ignore_index``, ``label_smoothing`` and class-probability targets are not
+            supported.)
+
+    Shape:
+        - Prediction: ``(N, C)`` floating-point logits (no softmax before it).
+        - Target: ``(N,)`` int64 class indices in ``[0, C)``.
+        - Output: a scalar.
+    """
+
+    _cache = ("prediction", "target", "log_probs")
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.log_probs: torch.Tensor | None = None
+
+    def _check(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        if prediction.dim() != 2:
+            raise ValueError(
+                "CrossEntropyLoss: expected prediction (class logits) of shape (N, C), got "
+                f"{tuple(prediction.shape)}"
+            )
+        if not prediction.is_floating_point():
+            raise TypeError(
+                f"CrossEntropyLoss: prediction must be floating point, got {prediction.dtype}"
+            )
+        if target.dtype != torch.int64:
+            raise TypeError(
+                "CrossEntropyLoss: target must hold class indices of dtype torch.int64, got "
+                f"{target.dtype} (convert with target.long(); class probabilities are not "
+                "supported)"
+            )
+        n, classes = prediction.shape
+        if target.shape != (n,):
+            raise ValueError(
+                f"CrossEntropyLoss: target shape {tuple(target.shape)} does not match "
+                f"prediction shape {tuple(prediction.shape)}: expected ({n},), one class index "
+                "per row"
+            )
+        if n == 0 or classes == 0:
+            raise ValueError(
+                f"CrossEntropyLoss: got an empty batch or no classes: prediction shape "
+                f"{tuple(prediction.shape)}"
+            )
+        # One reduction and one read-back: torch checks the same inside its kernel.
+        low, high = torch.stack(torch.aminmax(target)).tolist()
+        if low < 0 or high >= classes:
+            raise ValueError(
+                f"CrossEntropyLoss: every target must be a class index in [0, {classes}), got "
+                f"values in [{low}, {high}]"
+            )
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self._store(prediction, target)
+        shifted = prediction - prediction.amax(1, keepdim=True)  # (N, C), each row's max is 0
+        self.log_probs = shifted - shifted.exp().sum(1, keepdim=True).log()  # (N, C)
+        picked = self.log_probs.gather(1, target.unsqueeze(1))  # (N, 1): log softmax(z_n)[y_n]
+        return -self._reduce(picked)
+
+    def backward(self) -> torch.Tensor:  # type: ignore[override]
+        log_probs, target = self._saved(self.log_probs), self.target
+        self._release()
+        grad = log_probs.exp()  # (N, C) softmax
+        index = target.unsqueeze(1)  # (N, 1)
+        grad.scatter_add_(1, index, grad.new_full(index.shape, -1.0))  # − onehot(y)
+        return grad.mul_(self._scale(grad.shape[0]))

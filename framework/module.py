@@ -1,13 +1,17 @@
-"""`Parameter` and `Module`: the two base classes every layer is built from.
+"""`Parameter`, `Buffer` and `Module`: the base classes every layer is built from.
 
 A `Module` runs `forward(x)` and caches what its hand-written `backward(grad_output)` needs;
-`backward` returns dL/dx and *accumulates* (+=) dL/dparam into each `Parameter.grad`, like torch.
-Sub-modules and parameters are the attributes that hold them, in assignment order, so
-`named_parameters()` and `state_dict()` give the same dotted keys as the equivalent torch.nn model.
+`backward` returns dL/dx and *accumulates* (+=) dL/dparam into each `Parameter.grad`, like torch,
+then frees that cache (as torch frees the graph), so a second backward without a new forward
+fails instead of adding the same gradients twice.
+Sub-modules, parameters and buffers are the attributes that hold them, in assignment order, so
+`named_parameters()` and `state_dict()` give the same dotted keys, in the same order, as the
+equivalent torch.nn model.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,6 +21,28 @@ if TYPE_CHECKING:
     from .optim.optimizer import FlatGroup
 
 _Member = TypeVar("_Member")
+_Cached = TypeVar("_Cached")
+
+
+def check_number(
+    owner: str,
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+) -> float:
+    """``value`` itself, or a ValueError naming ``owner``'s argument ``name``: it must be a real
+    number (not a bool), finite, and within [low, high] (``(low, high]`` if low_open)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    if (value <= low if low_open else value < low) or value > high:
+        bound = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{owner}: {name} must be in {bound}, got {value!r}")
+    return value
 
 
 def check_set_to_none(set_to_none: bool) -> None:
@@ -61,11 +87,46 @@ class Parameter:
         return f"Parameter containing:\n{self.data!r}"
 
 
+class Buffer:
+    """Non-trainable state that belongs in the ``state_dict`` (like PyTorch's ``nn.Buffer``):
+    BatchNorm's running statistics. It has no gradient, is moved by ``Module.to()`` (and cast by
+    it only if floating point, like torch: ``num_batches_tracked`` stays int64) and is loaded by
+    ``load_state_dict``; layers update ``data`` in place.
+    """
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def __repr__(self) -> str:
+        return f"Buffer containing:\n{self.data!r}"
+
+
 class Module:
-    """Base class: `forward`, `backward`, parameter registry, state dict, device/dtype moves."""
+    """Base class: `forward`, `backward`, parameter and buffer registry, state dict,
+    train/eval mode, device/dtype moves.
+
+    A layer lists in ``_cache`` the attributes its forward fills for its backward; backward
+    reads them with `_saved` and ends with `_release`, which frees them.
+    """
+
+    _cache: tuple[str, ...] = ()
+    _released = False
 
     def __init__(self) -> None:
         self.training = True
+        self._released = False  # True once a backward freed the cache (until forward refills it)
 
     def _members(self, kind: type[_Member]) -> Iterator[tuple[str, _Member]]:
         """This module's own attributes of type ``kind``, in assignment order (dicts keep it).
@@ -86,12 +147,17 @@ class Module:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
 
-    def _saved(
-        self, tensor: torch.Tensor | None, grad_output: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Return a tensor cached by forward, or say clearly that forward has not run; with
-        ``grad_output``, also check it has the shape of that tensor (the layer's output)."""
+    def _saved(self, tensor: _Cached | None, grad_output: torch.Tensor | None = None) -> _Cached:
+        """Return a value (a tensor, a shape) cached by forward, or say clearly that forward has
+        not run (or that a backward already consumed it); with ``grad_output``, also check it
+        has the shape of that tensor (the layer's output)."""
         if tensor is None:
+            if self._released:
+                raise RuntimeError(
+                    f"{self!r}: backward called twice without a new forward (call the model "
+                    "again first): the first backward freed what forward cached, as torch "
+                    "frees its graph, so a second one would add the same gradients again"
+                )
             raise RuntimeError(
                 f"{type(self).__name__}.backward() called before forward(): "
                 "run a forward pass first (backward uses what forward cached)"
@@ -102,6 +168,13 @@ class Module:
                 f"output), got {tuple(grad_output.shape)}"
             )
         return tensor
+
+    def _release(self) -> None:
+        """Free what forward cached (the attributes named in ``_cache``): called at the end of
+        backward, so a second backward without a new forward raises in `_saved`."""
+        for name in self._cache:
+            setattr(self, name, None)
+        self._released = True
 
     # -- registry ------------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -125,6 +198,22 @@ class Module:
     def parameters(self) -> Iterator[Parameter]:
         for _, param in self.named_parameters():
             yield param
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Buffer]]:
+        for module_name, module in self.named_modules(prefix):
+            for name, buffer in module._members(Buffer):
+                yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    def buffers(self) -> Iterator[Buffer]:
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    def register_buffer(self, name: str, tensor: torch.Tensor | None) -> None:
+        """``self.<name> = Buffer(tensor)`` (``None``: the slot exists but holds no state and is
+        not in the ``state_dict``, like torch's ``register_buffer(name, None)``)."""
+        if tensor is not None and not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor)}")
+        setattr(self, name, None if tensor is None else Buffer(tensor))
 
     def _parameter_list(self, found: list[Parameter]) -> list[Parameter]:
         """Append ``self.parameters()`` to ``found``, in the same order, without the nested
@@ -160,6 +249,7 @@ class Module:
                 index += 1
 
     def train(self, mode: bool = True) -> Module:
+        """Set ``training`` on this module and every sub-module (BatchNorm and Dropout read it)."""
         for module in self.modules():
             module.training = mode
         return self
@@ -168,18 +258,30 @@ class Module:
         return self.train(False)
 
     # -- state ---------------------------------------------------------------------------------
+    def _named_state(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
+        """torch's ``state_dict`` order: a module's own parameters, then its own buffers, then
+        each child's, recursively."""
+        for name, param in self._members(Parameter):
+            yield prefix + name, param
+        for name, buffer in self._members(Buffer):
+            yield prefix + name, buffer
+        for name, module in self._members(Module):
+            yield from module._named_state(f"{prefix}{name}.")
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """`{dotted name: tensor}` with torch.nn's keys and shapes (tensors share storage)."""
-        return {name: param.data for name, param in self.named_parameters()}
+        """`{dotted name: tensor}` of parameters and buffers with torch.nn's keys, order, shapes
+        and dtypes (the tensors share storage with the module)."""
+        return {name: member.data for name, member in self._named_state()}
 
     def load_state_dict(
         self, state_dict: Mapping[str, torch.Tensor], strict: bool = True
     ) -> tuple[list[str], list[str]]:
-        """Copy tensors into the existing parameters (dtype/device converted, like torch).
+        """Copy tensors into the existing parameters and buffers (dtype/device converted, like
+        torch).
 
         Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either one raises.
         """
-        own = dict(self.named_parameters())
+        own = dict(self._named_state())
         missing = sorted(own.keys() - state_dict.keys())
         unexpected = sorted(state_dict.keys() - own.keys())
         if strict and (missing or unexpected):
@@ -187,22 +289,23 @@ class Module:
                 f"Error loading state_dict into {type(self).__name__}: "
                 f"missing keys {missing}, unexpected keys {unexpected}"
             )
-        for name, param in own.items():
+        for name, member in own.items():
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            if tuple(value.shape) != tuple(param.shape):
+            if tuple(value.shape) != tuple(member.shape):
                 raise ValueError(
                     f"size mismatch for {name}: checkpoint has {tuple(value.shape)}, "
-                    f"this model has {tuple(param.shape)}"
+                    f"this model has {tuple(member.shape)}"
                 )
-            param.data.copy_(value.detach())
+            member.data.copy_(value.detach())
         return missing, unexpected
 
     def to(self, *args: torch.device | str | torch.dtype, **kwargs: object) -> Module:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or by keyword, like torch:
         moves/casts every parameter and its gradient (new tensors, as torch gives each
-        parameter; an optimizer built before carries on with them at its next step)."""
+        parameter; an optimizer built before carries on with them at its next step), and moves
+        every buffer (casting only the floating-point ones, like torch)."""
         device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
         if kwargs:
             raise TypeError(f"Module.to got unexpected keyword(s) {sorted(kwargs)}")
@@ -216,6 +319,9 @@ class Module:
         for param in self.parameters():
             param.data = param.data.to(device=device, dtype=dtype)
             param.grad = param.grad.to(device=device, dtype=dtype)
+        for buffer in self.buffers():
+            cast = dtype if buffer.data.is_floating_point() else None
+            buffer.data = buffer.data.to(device=device, dtype=cast)
         return self
 
     def double(self) -> Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -94,6 +95,12 @@ MODULES = {
     "sigmoid": fw.Sigmoid,
     "leaky_relu": fw.LeakyReLU,
     "elu": fw.ELU,
+    "conv2d": lambda: fw.Conv2d(1, 3, 1),
+    "maxpool2d": lambda: fw.MaxPool2d(1),
+    "flatten": fw.Flatten,
+    "batchnorm1d": lambda: fw.BatchNorm1d(3),
+    "batchnorm2d": lambda: fw.BatchNorm2d(3),
+    "dropout": fw.Dropout,
     "sequential": mlp,
 }
 
@@ -104,7 +111,9 @@ def test_backward_before_forward_says_so(name):
         MODULES[name]().backward(torch.ones(1, 3))
 
 
-@pytest.mark.parametrize("loss", [fw.MSELoss, fw.BCELoss], ids=["mse", "bce"])
+@pytest.mark.parametrize(
+    "loss", [fw.MSELoss, fw.BCELoss, fw.CrossEntropyLoss], ids=["mse", "bce", "cross_entropy"]
+)
 def test_loss_backward_before_forward_says_so(loss):
     with pytest.raises(RuntimeError, match=r"Loss.backward\(\) called before forward\(\)"):
         loss().backward()
@@ -419,3 +428,344 @@ def test_sequential_slice_is_a_sequential_of_the_same_modules():
     head = model[:2]
     assert isinstance(head, fw.Sequential) and head[0] is model[0]
     assert list(head.state_dict()) == ["0.weight", "0.bias"]
+
+
+# -- a second backward without a new forward ------------------------------------------------------
+# torch refuses to backward twice through a freed graph; each of our layers frees what its forward
+# cached when its backward consumes it, so the second call fails instead of doubling gradients.
+SECOND_BACKWARD = {
+    "linear": (lambda: fw.Linear(2, 3), (4, 2)),
+    "relu": (fw.ReLU, (4, 3)),
+    "tanh": (fw.Tanh, (4, 3)),
+    "sigmoid": (fw.Sigmoid, (4, 3)),
+    "leaky_relu": (fw.LeakyReLU, (4, 3)),
+    "elu": (fw.ELU, (4, 3)),
+    "conv2d": (lambda: fw.Conv2d(2, 3, 3, padding=1), (4, 2, 5, 5)),
+    "maxpool2d": (lambda: fw.MaxPool2d(2), (4, 2, 5, 5)),
+    "flatten": (fw.Flatten, (4, 2, 5, 5)),
+    "batchnorm1d": (lambda: fw.BatchNorm1d(3), (4, 3)),
+    "batchnorm2d": (lambda: fw.BatchNorm2d(2), (4, 2, 5, 5)),
+    "batchnorm2d-eval": (lambda: fw.BatchNorm2d(2).eval(), (4, 2, 5, 5)),
+    "dropout": (lambda: fw.Dropout(0.5), (4, 3)),
+    "dropout-eval": (lambda: fw.Dropout(0.5).eval(), (4, 3)),
+    "dropout-p0": (lambda: fw.Dropout(0.0), (4, 3)),
+    "sequential": (mlp, (4, 2)),
+    "sequential-cnn": (
+        lambda: fw.Sequential(
+            fw.Conv2d(1, 2, 3), fw.BatchNorm2d(2), fw.ReLU(), fw.MaxPool2d(2), fw.Flatten()
+        ),
+        (4, 1, 6, 6),
+    ),
+}
+
+
+def last_layer(module: fw.Module) -> fw.Module:
+    """The layer whose backward runs first (and so refuses the second backward)."""
+    return last_layer(module[-1]) if isinstance(module, fw.Sequential) else module
+
+
+@pytest.mark.parametrize("name", SECOND_BACKWARD)
+def test_second_backward_without_new_forward_raises_naming_the_layer(name):
+    factory, shape = SECOND_BACKWARD[name]
+    module = factory()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    grad_output = torch.ones_like(module(x))
+    module.backward(grad_output)
+    grads = {key: param.grad.clone() for key, param in module.named_parameters()}
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(repr(last_layer(module)))
+        + r".*backward called twice without a new forward \(call the model again first\)",
+    ):
+        module.backward(grad_output)
+    for key, param in module.named_parameters():  # nothing was added by the refused call
+        assert torch.equal(param.grad, grads[key]), key
+    module(x)  # a new forward makes a backward legal again
+    module.backward(grad_output)
+
+
+@pytest.mark.parametrize(
+    "loss", [fw.MSELoss, fw.BCELoss, fw.CrossEntropyLoss], ids=["mse", "bce", "cross_entropy"]
+)
+def test_loss_second_backward_without_new_forward_raises(loss):
+    criterion = loss()
+    prediction, target = torch.full((4, 1), 0.25), torch.ones(4, 1)
+    if loss is fw.CrossEntropyLoss:
+        prediction, target = torch.randn(4, 3), torch.tensor([0, 2, 1, 1])
+    criterion(prediction, target)
+    first = criterion.backward()
+    with pytest.raises(
+        RuntimeError, match=rf"{loss.__name__}\(\): backward called twice without a new forward"
+    ):
+        criterion.backward()
+    criterion(prediction, target)
+    assert torch.equal(criterion.backward(), first)
+
+
+# -- non-finite and invalid layer hyperparameters -------------------------------------------------
+BAD_LAYER_ARGUMENTS = {
+    "LeakyReLU(nan)": (lambda: fw.LeakyReLU(math.nan), r"LeakyReLU: negative_slope must be finite"),
+    "LeakyReLU(inf)": (lambda: fw.LeakyReLU(math.inf), r"negative_slope must be finite, got inf"),
+    "LeakyReLU(-inf)": (lambda: fw.LeakyReLU(-math.inf), r"negative_slope must be finite"),
+    "LeakyReLU('0.1')": (lambda: fw.LeakyReLU("0.1"), r"negative_slope must be a real number"),
+    "LeakyReLU(True)": (lambda: fw.LeakyReLU(True), r"negative_slope must be a real number"),
+    "ELU(nan)": (lambda: fw.ELU(alpha=math.nan), r"ELU: alpha must be finite, got nan"),
+    "ELU(inf)": (lambda: fw.ELU(math.inf), r"ELU: alpha must be finite, got inf"),
+    "ELU(None)": (lambda: fw.ELU(None), r"ELU: alpha must be a real number, got None"),
+    "BatchNorm1d(eps=nan)": (
+        lambda: fw.BatchNorm1d(3, eps=math.nan),
+        r"BatchNorm1d: eps must be finite, got nan",
+    ),
+    "BatchNorm2d(eps=inf)": (
+        lambda: fw.BatchNorm2d(3, eps=math.inf),
+        r"BatchNorm2d: eps must be finite, got inf",
+    ),
+    "BatchNorm2d(eps=-1e-5)": (
+        lambda: fw.BatchNorm2d(3, eps=-1e-5),
+        r"BatchNorm2d: eps must be in \[0.0, inf\], got -1e-05",
+    ),
+    "BatchNorm1d(momentum=nan)": (
+        lambda: fw.BatchNorm1d(3, momentum=math.nan),
+        r"BatchNorm1d: momentum must be finite, got nan",
+    ),
+    "BatchNorm2d(momentum=inf)": (
+        lambda: fw.BatchNorm2d(3, momentum=math.inf),
+        r"momentum must be finite, got inf",
+    ),
+    "BatchNorm2d(momentum=1.5)": (
+        lambda: fw.BatchNorm2d(3, momentum=1.5),
+        r"BatchNorm2d: momentum must be in \[0, 1\], got 1.5",
+    ),
+    "BatchNorm2d(momentum=-0.1)": (
+        lambda: fw.BatchNorm2d(3, momentum=-0.1),
+        r"momentum must be in \[0, 1\], got -0.1",
+    ),
+    "BatchNorm2d(momentum='0.1')": (
+        lambda: fw.BatchNorm2d(3, momentum="0.1"),
+        r"momentum must be a real number, got '0.1'",
+    ),
+    "BatchNorm2d(0)": (lambda: fw.BatchNorm2d(0), r"num_features must be a positive int, got 0"),
+    "Dropout(nan)": (lambda: fw.Dropout(math.nan), r"Dropout: p must be finite, got nan"),
+    "Dropout(inf)": (lambda: fw.Dropout(math.inf), r"Dropout: p must be finite, got inf"),
+    "Dropout(1.5)": (lambda: fw.Dropout(1.5), r"Dropout: p must be in \[0.0, 1.0\], got 1.5"),
+    "Dropout(-0.1)": (lambda: fw.Dropout(-0.1), r"p must be in \[0.0, 1.0\], got -0.1"),
+    "Dropout(True)": (lambda: fw.Dropout(True), r"p must be a real number, got True"),
+    "Conv2d(kernel_size=0)": (
+        lambda: fw.Conv2d(1, 1, 0),
+        r"Conv2d: kernel_size must be a positive int or pair of them, got 0",
+    ),
+    "Conv2d(kernel_size=(1,2,3))": (
+        lambda: fw.Conv2d(1, 1, (1, 2, 3)),
+        r"kernel_size must be a positive int or pair",
+    ),
+    "Conv2d(stride=(1,0))": (lambda: fw.Conv2d(1, 1, 3, stride=(1, 0)), r"stride must be a"),
+    "Conv2d(padding=-1)": (
+        lambda: fw.Conv2d(1, 1, 3, padding=-1),
+        r"padding must be a non-negative int or pair of them, got -1",
+    ),
+    "Conv2d(padding='same')": (lambda: fw.Conv2d(1, 1, 3, padding="same"), r"padding must be"),
+    "Conv2d(0, 1, 3)": (lambda: fw.Conv2d(0, 1, 3), r"in_channels must be a positive int"),
+    "MaxPool2d(0)": (lambda: fw.MaxPool2d(0), r"MaxPool2d: kernel_size must be a positive int"),
+    "MaxPool2d(2, stride=0)": (lambda: fw.MaxPool2d(2, 0), r"MaxPool2d: stride must be"),
+    "Flatten(1.5)": (lambda: fw.Flatten(1.5), r"Flatten: start_dim must be an int, got 1.5"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_LAYER_ARGUMENTS)
+def test_invalid_layer_hyperparameter_raises_value_error_naming_it(name):
+    factory, message = BAD_LAYER_ARGUMENTS[name]
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+# -- Sequential's re-raised errors keep the original as their cause -------------------------------
+def test_sequential_errors_keep_the_layer_error_as_cause():
+    model = fw.Sequential(fw.Linear(2, 4), fw.ReLU(), fw.Linear(5, 1))
+    with pytest.raises(ValueError) as forward_error:
+        model(torch.zeros(3, 2))
+    cause = forward_error.value.__cause__
+    assert isinstance(cause, ValueError)
+    assert str(forward_error.value) == f"Sequential layer (2): {cause}"
+
+    model = mlp()
+    model(torch.zeros(8, 2))
+    with pytest.raises(ValueError) as backward_error:
+        model.backward(torch.ones(1, 1))
+    assert isinstance(backward_error.value.__cause__, ValueError)
+    assert (
+        str(backward_error.value)
+        == f"Sequential layer (3) backward: {backward_error.value.__cause__}"
+    )
+
+    model.backward(torch.ones(8, 1))
+    with pytest.raises(RuntimeError) as second_error:
+        model.backward(torch.ones(8, 1))
+    assert isinstance(second_error.value.__cause__, RuntimeError)
+    assert "backward called twice" in str(second_error.value.__cause__)
+
+
+# -- convolutional layers: shapes -----------------------------------------------------------------
+def test_conv2d_wrong_channel_count_names_layer_and_both_shapes():
+    with pytest.raises(
+        ValueError,
+        match=r"^Conv2d\(3, 2, kernel_size=\(3, 3\), stride=\(1, 1\)\): expected input of shape "
+        r"\(N, 3, H, W\), got \(4, 5, 8, 8\)$",
+    ):
+        fw.Conv2d(3, 2, 3)(torch.zeros(4, 5, 8, 8))
+    with pytest.raises(
+        ValueError, match=r"expected input of shape \(N, 3, H, W\), got \(3, 8, 8\)"
+    ):
+        fw.Conv2d(3, 2, 3)(torch.zeros(3, 8, 8))  # unbatched input: torch accepts it, we do not
+
+
+def test_input_smaller_than_the_kernel_is_refused():
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2d\(1, 1, kernel_size=\(3, 3\).*\): input of spatial size \(2, 4\) is smaller "
+        r"than the kernel \(3, 3\)",
+    ):
+        fw.Conv2d(1, 1, 3)(torch.zeros(1, 1, 2, 4))
+    with pytest.raises(
+        ValueError,
+        match=r"spatial size \(2, 2\) \(padded: \(4, 4\)\) is smaller than the kernel \(5, 5\)",
+    ):
+        fw.Conv2d(1, 1, 5, padding=1)(torch.zeros(1, 1, 2, 2))
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool2d.*: input of spatial size \(1, 5\) is smaller than the kernel \(2, 2\)",
+    ):
+        fw.MaxPool2d(2)(torch.zeros(1, 1, 1, 5))
+
+
+def test_sequential_cnn_names_the_layer_with_the_wrong_channels():
+    model = fw.Sequential(fw.Conv2d(1, 4, 3), fw.ReLU(), fw.Conv2d(5, 2, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"^Sequential layer \(2\): Conv2d\(5, 2, .*\): expected input of shape "
+        r"\(N, 5, H, W\), got \(2, 4, 6, 6\)",
+    ):
+        model(torch.zeros(2, 1, 8, 8))
+
+
+def test_conv2d_rejects_dtype_mismatch_and_wrong_grad_output():
+    layer = fw.Conv2d(1, 2, 3)
+    with pytest.raises(TypeError, match=r"input dtype torch.float64 does not match weight dtype"):
+        layer(torch.zeros(1, 1, 4, 4, dtype=torch.float64))
+    layer(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(
+        ValueError, match=r"expected grad_output of shape \(2, 2, 2, 2\).*got \(2, 2, 3, 3\)"
+    ):
+        layer.backward(torch.zeros(2, 2, 3, 3))
+
+
+def test_flatten_rejects_dimensions_the_input_has_not():
+    with pytest.raises(
+        ValueError,
+        match=r"Flatten\(start_dim=2, end_dim=-1\): cannot flatten input of shape \(3, 4\)",
+    ):
+        fw.Flatten(2)(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"cannot flatten input of shape \(3, 4, 5\)"):
+        fw.Flatten(2, 1)(torch.zeros(3, 4, 5))
+
+
+# -- BatchNorm: shapes ----------------------------------------------------------------------------
+def test_batchnorm_wrong_channel_count_or_rank_names_layer_and_both_shapes():
+    with pytest.raises(
+        ValueError,
+        match=r"^BatchNorm1d\(3, eps=1e-05, .*\): expected input of shape \(N, 3\) or \(N, 3, L\), "
+        r"got \(4, 2\)$",
+    ):
+        fw.BatchNorm1d(3)(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"\(N, 3\) or \(N, 3, L\), got \(4, 3, 2, 2\)"):
+        fw.BatchNorm1d(3)(torch.zeros(4, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"BatchNorm2d\(3, .*\(N, 3, H, W\), got \(4, 3\)"):
+        fw.BatchNorm2d(3)(torch.zeros(4, 3))
+
+
+def test_batchnorm_needs_more_than_one_value_per_channel_in_training():
+    with pytest.raises(
+        ValueError,
+        match=r"more than 1 value per channel when training, got input of shape \(1, 3\)",
+    ):
+        fw.BatchNorm1d(3)(torch.zeros(1, 3))
+    assert fw.BatchNorm1d(3).eval()(torch.zeros(1, 3)).shape == (1, 3)  # eval: running stats
+
+
+def test_batchnorm_rejects_dtype_mismatch():
+    with pytest.raises(
+        TypeError, match=r"input dtype torch.float64 does not match the layer's dtype torch.float32"
+    ):
+        fw.BatchNorm2d(2)(torch.zeros(2, 2, 3, 3, dtype=torch.float64))
+
+
+# -- CrossEntropyLoss: operands -------------------------------------------------------------------
+BAD_CROSS_ENTROPY = {
+    "target_above_range": (
+        torch.zeros(3, 4),
+        torch.tensor([0, 4, 1]),
+        ValueError,
+        r"CrossEntropyLoss: every target must be a class index in \[0, 4\), got values in \[0, 4\]",
+    ),
+    "negative_target": (
+        torch.zeros(3, 4),
+        torch.tensor([0, -1, 1]),
+        ValueError,
+        r"class index in \[0, 4\), got values in \[-1, 1\]",
+    ),
+    "int32_target": (
+        torch.zeros(3, 4),
+        torch.tensor([0, 1, 2], dtype=torch.int32),
+        TypeError,
+        r"target must hold class indices of dtype torch.int64, got torch.int32 \(convert with "
+        r"target.long\(\)",
+    ),
+    "probability_target": (
+        torch.zeros(3, 4),
+        torch.full((3, 4), 0.25),
+        TypeError,
+        r"got torch.float32 .*class probabilities are not supported",
+    ),
+    "column_target": (
+        torch.zeros(3, 4),
+        torch.zeros(3, 1, dtype=torch.long),
+        ValueError,
+        r"target shape \(3, 1\) does not match prediction shape \(3, 4\): expected \(3,\)",
+    ),
+    "short_target": (
+        torch.zeros(3, 4),
+        torch.zeros(2, dtype=torch.long),
+        ValueError,
+        r"target shape \(2,\) does not match",
+    ),
+    "1d_prediction": (
+        torch.zeros(4),
+        torch.tensor(1),
+        ValueError,
+        r"expected prediction \(class logits\) of shape \(N, C\), got \(4,\)",
+    ),
+    "4d_prediction": (
+        torch.zeros(2, 3, 2, 2),
+        torch.zeros(2, 2, 2, dtype=torch.long),
+        ValueError,
+        r"of shape \(N, C\), got \(2, 3, 2, 2\)",
+    ),
+    "integer_prediction": (
+        torch.zeros(3, 4, dtype=torch.long),
+        torch.zeros(3, dtype=torch.long),
+        TypeError,
+        r"prediction must be floating point, got torch.int64",
+    ),
+    "empty_batch": (
+        torch.zeros(0, 4),
+        torch.zeros(0, dtype=torch.long),
+        ValueError,
+        r"empty batch",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_CROSS_ENTROPY)
+def test_cross_entropy_rejects_bad_operands_clearly(name):
+    prediction, target, error, message = BAD_CROSS_ENTROPY[name]
+    with pytest.raises(error, match=message):
+        fw.CrossEntropyLoss()(prediction, target)

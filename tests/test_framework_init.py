@@ -200,3 +200,54 @@ def test_sequential_default_init_with_generator_equals_torch_linear_init():
         bias = torch.nn.init.uniform_(torch.empty(d_out), -bound, bound, generator=generator)
         assert torch.equal(layer.weight.data, weight)
         assert torch.equal(layer.bias.data, bias)
+
+
+# -- Conv2d: torch's default, and Sequential(init=...) with the gain of the following activation --
+def test_conv2d_reset_parameters_with_generator_equals_torch_nn_init():
+    layer = fw.Conv2d(3, 4, (2, 3))
+    layer.reset_parameters(generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.nn.init.kaiming_uniform_(torch.empty(4, 3, 2, 3), a=SQRT5, generator=generator)
+    bound = 1 / math.sqrt(3 * 2 * 3)  # fan_in counts the receptive field
+    bias = torch.nn.init.uniform_(torch.empty(4), -bound, bound, generator=generator)
+    assert torch.equal(layer.weight.data, weight)
+    assert torch.equal(layer.bias.data, bias)
+
+
+@pytest.mark.parametrize("scheme", fw.INIT_SCHEMES)
+def test_sequential_init_treats_conv2d_like_linear(scheme):
+    """Each Conv2d gets the gain of the activation after it (across BatchNorm and pooling, up
+    to the next Conv2d/Linear: gain 1 if none comes first), its fans from the 4-d weight; the
+    Linear head gets gain 1."""
+    model = fw.Sequential(
+        fw.Conv2d(2, 4, 3, padding=1),
+        fw.BatchNorm2d(4),
+        fw.ReLU(),
+        fw.MaxPool2d(2),
+        fw.Conv2d(4, 3, 1),  # no activation before the next Conv2d
+        fw.Conv2d(3, 3, (2, 3)),
+        fw.LeakyReLU(0.2),
+        fw.Flatten(),
+        fw.Linear(3 * 1 * 1, 2),
+        init=scheme,
+        generator=torch.Generator().manual_seed(9),
+    )
+    generator = torch.Generator().manual_seed(9)
+    following = [("relu", None), ("linear", None), ("leaky_relu", 0.2), ("linear", None)]
+    layers = (model[0], model[4], model[5], model[8])
+    for layer, (name, p) in zip(layers, following, strict=True):
+        if scheme == "default":  # the layer's own torch initialisation, from the generator
+            fan_in = layer.weight.data[0].numel()
+            weight = torch.nn.init.kaiming_uniform_(
+                torch.empty(layer.weight.shape), a=SQRT5, generator=generator
+            )
+            bound = 1 / math.sqrt(fan_in)
+            bias = torch.nn.init.uniform_(
+                torch.empty(layer.bias.shape), -bound, bound, generator=generator
+            )
+            assert torch.equal(layer.bias.data, bias)
+        else:
+            weight = expected_weight(scheme, layer.weight.shape, name, p, generator)
+            assert torch.count_nonzero(layer.bias.data) == 0
+        assert torch.equal(layer.weight.data, weight)
+    assert torch.equal(model[1].weight.data, torch.ones(4))  # BatchNorm keeps ones and zeros

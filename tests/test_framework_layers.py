@@ -250,3 +250,70 @@ def test_loss_backward_equals_central_differences(name):
     grad = criterion.backward()
     numeric = central_difference(lambda: criterion(prediction, target).item(), prediction)
     torch.testing.assert_close(grad, numeric, **FD_TOLERANCE)
+
+
+# -- CrossEntropyLoss: class logits and int64 class indices ---------------------------------------
+@st.composite
+def logits_and_classes(draw, elements) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) float64 logits and (N,) int64 classes in [0, C), N and C in [1, 6]."""
+    logits = draw(matrices(elements))
+    n, classes = logits.shape
+    target = draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n))
+    return logits, torch.tensor(target, dtype=torch.int64)
+
+
+def check_cross_entropy(parity, reduction: str, logits: torch.Tensor, target: torch.Tensor):
+    ours = fw.CrossEntropyLoss(reduction=reduction)
+    loss = ours(logits, target)
+    grad = ours.backward()
+    logits_ref = logits.clone().requires_grad_()
+    loss_ref = torch.nn.CrossEntropyLoss(reduction=reduction)(logits_ref, target)
+    loss_ref.backward()
+    assert loss.shape == () and loss.dtype == F64
+    parity.check(f"cross_entropy-{reduction} loss", loss, loss_ref)
+    parity.check(f"cross_entropy-{reduction} grad_prediction", grad, logits_ref.grad)
+    return loss, grad
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@SETTINGS
+@given(pair=logits_and_classes(st.one_of(KINKS, st.floats(-1e4, 1e4, allow_nan=False))))
+def test_cross_entropy_loss_and_gradient_equal_torch(parity, reduction, pair):
+    check_cross_entropy(parity, reduction, *pair)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_is_stable_for_huge_and_infinite_logits(parity, reduction):
+    """exp(1e300) overflows: the log-sum-exp subtracts each row's maximum first."""
+    logits = torch.tensor(
+        [
+            [1e300, -1e300, 0.0],
+            [1e308, 1e308, 1e308],  # equal logits: log 3
+            [-math.inf, 2.0, 1.0],  # a class that can never win
+            [5e4, 5e4 + 1, -5e4],
+            [0.0, 0.0, 0.0],
+        ],
+        dtype=F64,
+    )
+    target = torch.tensor([0, 2, 1, 1, 0])
+    loss, grad = check_cross_entropy(parity, reduction, logits, target)
+    assert math.isfinite(loss.item()) and torch.isfinite(grad).all()
+    torch.testing.assert_close(grad.sum(1), torch.zeros(5, dtype=F64), atol=1e-15, rtol=0)
+
+
+def test_cross_entropy_single_class_has_zero_loss_and_gradient():
+    criterion = fw.CrossEntropyLoss()
+    assert criterion(torch.randn(4, 1, dtype=F64), torch.zeros(4, dtype=torch.int64)) == 0
+    assert torch.equal(criterion.backward(), torch.zeros(4, 1, dtype=F64))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_backward_equals_central_differences(reduction):
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(6, 4, dtype=F64, generator=generator) * 3
+    target = torch.randint(0, 4, (6,), generator=generator)
+    criterion = fw.CrossEntropyLoss(reduction=reduction)
+    criterion(logits, target)
+    grad = criterion.backward()
+    numeric = central_difference(lambda: criterion(logits, target).item(), logits)
+    torch.testing.assert_close(grad, numeric, **FD_TOLERANCE)

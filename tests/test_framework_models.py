@@ -155,6 +155,69 @@ def test_load_state_dict_copies_into_the_tensors_the_optimizer_updates():
     torch.testing.assert_close(ours.state_dict()["0.weight"], expected, atol=0, rtol=0)
 
 
+# -- buffers --------------------------------------------------------------------------------------
+class OursWithBuffers(fw.Module):
+    """A child assigned first, then a parameter and buffers: torch's state_dict still lists the
+    module's own parameters, then its own buffers, then the child's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.child = fw.Linear(2, 3)
+        self.scale = fw.Parameter(torch.ones(3))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.shift = fw.Buffer(torch.zeros(3))
+        self.register_buffer("nothing", None)  # declared, holds no state
+
+
+class TheirsWithBuffers(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.child = torch.nn.Linear(2, 3)
+        self.scale = torch.nn.Parameter(torch.ones(3))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("shift", torch.zeros(3))
+        self.register_buffer("nothing", None)
+
+
+def state_signature(module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    return [(key, tuple(value.shape), value.dtype) for key, value in module.state_dict().items()]
+
+
+def test_buffers_are_in_state_dict_in_torchs_order_and_dtypes():
+    ours, theirs = OursWithBuffers(), TheirsWithBuffers()
+    assert [key for key, _, _ in state_signature(ours)] == [
+        "scale",
+        "count",
+        "shift",
+        "child.weight",
+        "child.bias",
+    ]
+    assert state_signature(ours) == state_signature(theirs)
+    assert [name for name, _ in ours.named_buffers()] == ["count", "shift"]
+    assert [name for name, _ in ours.named_parameters()] == ["scale", "child.weight", "child.bias"]
+    # to(dtype) casts floating-point tensors only, as torch does: count stays int64.
+    ours.double()
+    theirs.double()
+    assert state_signature(ours) == state_signature(theirs)
+    assert ours.count.dtype == torch.int64 and ours.shift.dtype == F64
+
+
+def test_buffers_load_both_ways_and_move_with_to():
+    ours, theirs = OursWithBuffers(), TheirsWithBuffers()
+    with torch.no_grad():
+        theirs.count.fill_(7)
+        theirs.shift.normal_()
+    ours.load_state_dict(theirs.state_dict())  # strict
+    assert ours.count.data.item() == 7 and torch.equal(ours.shift.data, theirs.shift)
+    ours.shift.data.add_(1)
+    theirs.load_state_dict(ours.state_dict())  # strict
+    assert torch.equal(theirs.shift, ours.shift.data)
+    with pytest.raises(RuntimeError, match=r"missing keys \['count'\]"):
+        ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if k != "count"})
+    ours.to("meta")
+    assert all(buffer.device.type == "meta" for buffer in ours.buffers())
+
+
 # -- accumulation and zeroing ---------------------------------------------------------------------
 @pytest.mark.parametrize("optimizer_first", [False, True], ids=["plain", "after_optimizer"])
 def test_gradients_accumulate_over_two_backwards_like_torch(parity, optimizer_first):

@@ -192,6 +192,27 @@ def test_training_step_runs_on_meta_device():
     assert all(p.data.device.type == p.grad.device.type == "meta" for p in model.parameters())
 
 
+def test_cnn_training_step_runs_on_meta_device():
+    """The same for the convolutional layers, BatchNorm's buffers and Dropout's masks (MSE on the
+    logits: CrossEntropyLoss checks its class indices' values, which meta has not)."""
+    model = fw.Sequential(
+        fw.Conv2d(1, 4, 3, padding=1), fw.BatchNorm2d(4), fw.ReLU(), fw.MaxPool2d(2),
+        fw.Flatten(), fw.Dropout(0.5), fw.Linear(16, 3), fw.BatchNorm1d(3),
+    ).to(device="meta")  # fmt: skip
+    criterion = fw.MSELoss()
+    optimizer = fw.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.empty(5, 1, 4, 4, device="meta"), torch.empty(5, 3, device="meta")
+    for _ in range(2):
+        criterion(model(x), y)
+        optimizer.zero_grad()
+        grad_input = model.backward(criterion.backward())
+        optimizer.step()
+    assert grad_input.device.type == "meta" and grad_input.shape == x.shape
+    state = model.state_dict()
+    assert all(value.device.type == "meta" for value in state.values())
+    assert state["1.num_batches_tracked"].dtype == torch.int64
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("loss", [fw.MSELoss, fw.BCELoss], ids=["mse", "bce"])
 def test_cuda_step_equals_torch_on_cuda(parity, loss):

@@ -13,8 +13,47 @@ import torch
 import framework as fw
 
 
+class SameMaskDropout(torch.nn.Dropout):
+    """torch.nn.Dropout drawing its masks from a copy of the framework Dropout's generator.
+
+    torch's dropout draws from the global generator; this twin swaps that generator's state for
+    its own around torch's unchanged forward (``torch.random.fork_rng`` restores the global
+    state after). The framework draws ``bernoulli_(1 - p)`` exactly as torch's CPU kernel does,
+    so started from the same state the two produce the same masks, call after call, whichever
+    model runs first (tests/test_framework_conv.py checks it against torch.nn.Dropout).
+    """
+
+    def __init__(self, p: float, inplace: bool, generator: torch.Generator) -> None:
+        super().__init__(p, inplace)
+        self.generator = torch.Generator(generator.device)
+        self.generator.set_state(generator.get_state())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p in (0, 1):  # no draw, as in torch
+            return super().forward(x)
+        if x.device.type != "cpu":
+            raise NotImplementedError("SameMaskDropout replays CPU generators only")
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.generator.get_state())
+            y = super().forward(x)
+            self.generator.set_state(torch.get_rng_state())
+        return y
+
+
 def torch_module(module: fw.Module) -> torch.nn.Module:
-    """The torch.nn module equivalent to one framework module (parameters not copied)."""
+    """The torch.nn module equivalent to one framework module (parameters not copied), in the
+    same train/eval mode.
+
+    A framework Dropout with a ``generator`` becomes a `SameMaskDropout` that replays the same
+    masks; without one (both draw from torch's global generator) a plain torch.nn.Dropout, whose
+    masks then depend on the order of the calls.
+    """
+    twin = _torch_module(module)
+    twin.training = module.training
+    return twin
+
+
+def _torch_module(module: fw.Module) -> torch.nn.Module:
     if isinstance(module, fw.Sequential):
         return torch.nn.Sequential(*(torch_module(m) for m in module))
     if isinstance(module, fw.Linear):
@@ -33,6 +72,42 @@ def torch_module(module: fw.Module) -> torch.nn.Module:
         return torch.nn.LeakyReLU(module.negative_slope)
     if isinstance(module, fw.ELU):
         return torch.nn.ELU(module.alpha)
+    if isinstance(module, fw.Conv2d):
+        weight = module.weight.data
+        return torch.nn.Conv2d(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            bias=module.bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+    if isinstance(module, fw.MaxPool2d):
+        return torch.nn.MaxPool2d(module.kernel_size, module.stride)
+    if isinstance(module, fw.Flatten):
+        return torch.nn.Flatten(module.start_dim, module.end_dim)
+    if isinstance(module, (fw.BatchNorm1d, fw.BatchNorm2d)):
+        # Where the layer's tensors live (it has none with affine=False and no running stats).
+        state = module.weight if module.weight is not None else module.running_mean
+        batchnorm = (
+            torch.nn.BatchNorm1d if isinstance(module, fw.BatchNorm1d) else torch.nn.BatchNorm2d
+        )
+        return batchnorm(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+            bias=module.bias is not None or not module.affine,
+            device=None if state is None else state.device,
+            dtype=None if state is None else state.dtype,
+        )
+    if isinstance(module, fw.Dropout):
+        if module.generator is None:
+            return torch.nn.Dropout(module.p, module.inplace)
+        return SameMaskDropout(module.p, module.inplace, module.generator)
     raise TypeError(f"no torch.nn equivalent known for {type(module).__name__}")
 
 
@@ -44,8 +119,12 @@ def torch_twin(model: fw.Module) -> torch.nn.Module:
 
 
 def torch_loss(criterion: fw.Loss) -> torch.nn.Module:
-    """torch.nn.MSELoss / BCELoss with the same reduction."""
-    losses = {fw.MSELoss: torch.nn.MSELoss, fw.BCELoss: torch.nn.BCELoss}
+    """torch.nn.MSELoss / BCELoss / CrossEntropyLoss with the same reduction."""
+    losses = {
+        fw.MSELoss: torch.nn.MSELoss,
+        fw.BCELoss: torch.nn.BCELoss,
+        fw.CrossEntropyLoss: torch.nn.CrossEntropyLoss,
+    }
     return losses[type(criterion)](reduction=criterion.reduction)
 
 

@@ -1,0 +1,250 @@
+"""Batch normalisation over the channel dimension, with running statistics as buffers."""
+
+from __future__ import annotations
+
+import torch
+
+from . import init
+from .module import Buffer, Module, Parameter, check_number
+
+
+class _BatchNorm(Module):
+    r"""Shared by BatchNorm1d and BatchNorm2d: per channel c, over every other dimension,
+
+    .. math::
+        y = \gamma_c\, \hat x + \beta_c, \qquad \hat x = \frac{x - \mu_c}{\sqrt{\sigma^2_c +
+        \epsilon}}
+
+    In training mode (or without running statistics) :math:`\mu, \sigma^2` are the batch mean
+    and *biased* variance over the :math:`n` values of each channel, and the running statistics
+    are updated as torch does: :math:`r_\mu \leftarrow (1 - m) r_\mu + m \mu`,
+    :math:`r_{\sigma^2} \leftarrow (1 - m) r_{\sigma^2} + m \sigma^2 \frac{n}{n-1}` (the
+    *unbiased* variance), ``num_batches_tracked += 1`` (with ``momentum=None``, m = 1 /
+    num_batches_tracked: a cumulative average). In eval mode :math:`\mu, \sigma^2` are the
+    running statistics.
+
+    Backward, with :math:`g = \partial L/\partial y` and means over each channel's n values:
+    :math:`\partial L/\partial \gamma \mathrel{+}= \sum g \hat x`,
+    :math:`\partial L/\partial \beta \mathrel{+}= \sum g`, and
+
+    - batch statistics: :math:`\partial L/\partial x = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}
+      \left(g - \overline{g} - \hat x\, \overline{g \hat x}\right)`
+      (the statistics depend on x too);
+    - running statistics: :math:`\partial L/\partial x = \frac{\gamma}{\sqrt{r_{\sigma^2} +
+      \epsilon}}\, g` (an affine map).
+    """
+
+    _cache = ("centered", "inv_std")
+    _DIMS: tuple[int, ...] = ()  # accepted input ranks
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
+            raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
+        self.num_features = num_features
+        self.eps = check_number(name, "eps", eps, 0.0)
+        self.momentum = None if momentum is None else check_number(name, "momentum", momentum, 0, 1)
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        factory = {"device": device, "dtype": dtype}
+        # torch's order: parameters weight, bias; buffers running_mean, running_var,
+        # num_batches_tracked (the state_dict lists a module's parameters, then its buffers).
+        self.weight = Parameter(torch.empty(num_features, **factory)) if affine else None
+        self.bias = Parameter(torch.empty(num_features, **factory)) if affine and bias else None
+        if track_running_stats:
+            self.running_mean = Buffer(torch.zeros(num_features, **factory))
+            self.running_var = Buffer(torch.ones(num_features, **factory))
+            self.num_batches_tracked = Buffer(
+                torch.tensor(0, dtype=torch.long, device=device)  # int64, never cast by to()
+            )
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.centered: torch.Tensor | None = None  # x − μ
+        self.inv_std: torch.Tensor | None = None  # (C,) 1 / √(σ² + ε)
+        self.batch_stats = True  # whether that forward used the batch's statistics
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """running_mean = 0, running_var = 1, num_batches_tracked = 0."""
+        if self.track_running_stats:
+            self.running_mean.data.zero_()
+            self.running_var.data.fill_(1)
+            self.num_batches_tracked.data.zero_()
+
+    def reset_parameters(self) -> None:
+        """Running statistics reset; weight = 1, bias = 0 (torch's initialisation)."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            self.weight.data.fill_(1)
+        if self.bias is not None:
+            init.zeros_(self.bias.data)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() not in self._DIMS or x.shape[1] != self.num_features:
+            c = self.num_features
+            shapes = " or ".join(
+                f"(N, {c}{', L' if d == 3 else ''}{', H, W' if d == 4 else ''})" for d in self._DIMS
+            )
+            raise ValueError(f"{self!r}: expected input of shape {shapes}, got {tuple(x.shape)}")
+        reference = self.weight if self.affine else self.running_mean
+        if reference is not None and x.dtype != reference.dtype:
+            raise TypeError(
+                f"{self!r}: input dtype {x.dtype} does not match the layer's dtype "
+                f"{reference.dtype}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        channels = self.num_features
+        dims = (0, *range(2, x.dim()))  # every dimension but the channels
+        shape = (channels,) + (1,) * (x.dim() - 2)  # per-channel values broadcast against x
+        count = x.numel() // channels  # n: values per channel
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats:
+            if count <= 1:
+                raise ValueError(
+                    f"{self!r}: expected more than 1 value per channel when training, got "
+                    f"input of shape {tuple(x.shape)}"
+                )
+            # Two passes, like torch's kernel (torch.var_mean is several times slower on CPU).
+            mean = x.sum(dims).div_(count)  # (C,)
+            centered = x - mean.view(shape)  # x's shape
+            var = centered.square().sum(dims).div_(count)  # (C,) biased variance
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean, var, count)
+        else:
+            mean, var = self.running_mean.data, self.running_var.data
+            centered = x - mean.view(shape)
+        inv_std = (var + self.eps).rsqrt_()  # (C,) 1 / √(σ² + ε)
+        self.centered, self.inv_std, self.batch_stats = centered, inv_std, batch_stats
+        # y = (x − μ) · γ/√(σ² + ε) + β: one pass over x (x̂ itself is never materialised).
+        scale = inv_std if self.weight is None else self.weight.data * inv_std  # (C,)
+        y = centered * scale.view(shape)
+        # (mul then add_: torch.addcmul with two broadcast (C, 1, 1) operands is 2x slower.)
+        return y if self.bias is None else y.add_(self.bias.data.view(shape))
+
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        self.num_batches_tracked.data.add_(1)
+        if self.momentum is None:  # cumulative moving average: reads the counter back
+            factor = 1.0 / self.num_batches_tracked.data.item()
+        else:
+            factor = self.momentum
+        self.running_mean.data.mul_(1 - factor).add_(mean, alpha=factor)
+        # The running variance is the unbiased one: σ² · n / (n − 1).
+        self.running_var.data.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        centered = self._saved(self.centered, grad_output)
+        inv_std, batch_stats = self.inv_std, self.batch_stats
+        self._release()
+        dims = (0, *range(2, centered.dim()))
+        shape = (self.num_features,) + (1,) * (centered.dim() - 2)
+        scale = inv_std if self.weight is None else self.weight.data * inv_std  # (C,) γ/σ
+        if self.weight is not None or batch_stats:
+            # Σ g x̂ = (Σ g (x − μ)) / σ: the division after the reduction, on C values.
+            sum_g_xhat = (grad_output * centered).sum(dims).mul_(inv_std)  # (C,)
+        if self.bias is not None or batch_stats:
+            sum_g = grad_output.sum(dims)  # (C,) Σ g
+        if self.weight is not None:
+            self.weight.grad.add_(sum_g_xhat)
+        if self.bias is not None:
+            self.bias.grad.add_(sum_g)
+        if not batch_stats:
+            return grad_output * scale.view(shape)
+        count = centered.numel() // self.num_features
+        # γ/σ · (g − mean(g) − x̂ · mean(g x̂)) as g · a + ((x − μ) · b + c): two passes over x.
+        b = (sum_g_xhat * scale * inv_std).div_(-count)  # (C,)
+        c = (sum_g * scale).div_(-count)  # (C,)
+        grad_input = (centered * b.view(shape)).add_(c.view(shape))
+        return grad_input.addcmul_(grad_output, scale.view(shape))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    r"""Batch normalisation of ``(N, C)`` or ``(N, C, L)`` inputs over N (and L), like PyTorch's
+    ``nn.BatchNorm1d``:
+
+    .. math::
+        y = \gamma_c \frac{x - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c
+
+    with the batch mean and biased variance of channel c in training mode (running statistics
+    updated as r ← (1 − m) r + m · stat, the variance's unbiased), the running statistics in
+    eval mode. Backward (batch statistics, x̂ the normalised input, means per channel):
+    :math:`\partial L/\partial x = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}(g - \overline{g}
+    - \hat x\,\overline{g \hat x})`; (running statistics) :math:`\frac{\gamma}{\sqrt{r_{\sigma^2}
+    + \epsilon}}\, g`; :math:`\partial L/\partial\gamma \mathrel{+}= \sum g\hat x`,
+    :math:`\partial L/\partial\beta \mathrel{+}= \sum g`. (Details: ``_BatchNorm``.)
+
+    Args:
+        num_features: C, the number of channels (features).
+        eps: ε >= 0 added to the variance (default 1e-5).
+        momentum: m in [0, 1] for the running statistics (default 0.1), or ``None`` for a
+            cumulative average.
+        affine: learn γ (``weight``, ones) and β (``bias``, zeros) per channel (default True).
+        track_running_stats: keep the buffers ``running_mean`` (zeros), ``running_var`` (ones)
+            and ``num_batches_tracked`` (int64) and use them in eval mode (default True); if
+            False, batch statistics are used in both modes.
+        device, dtype: where and in what precision the parameters and buffers live.
+        bias: with ``affine``, whether to learn β too (keyword-only, default True, like PyTorch's
+            keyword-only ``bias`` in recent versions).
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, L)``
+        - Output: the input's shape.
+    """
+
+    _DIMS = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    r"""Batch normalisation of ``(N, C, H, W)`` inputs over N, H and W, like PyTorch's
+    ``nn.BatchNorm2d``:
+
+    .. math::
+        y = \gamma_c \frac{x - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c
+
+    with the batch mean and biased variance of channel c in training mode (running statistics
+    updated as r ← (1 − m) r + m · stat, the variance's unbiased), the running statistics in
+    eval mode. Backward (batch statistics, x̂ the normalised input, means per channel):
+    :math:`\partial L/\partial x = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}(g - \overline{g}
+    - \hat x\,\overline{g \hat x})`; (running statistics) :math:`\frac{\gamma}{\sqrt{r_{\sigma^2}
+    + \epsilon}}\, g`; :math:`\partial L/\partial\gamma \mathrel{+}= \sum g\hat x`,
+    :math:`\partial L/\partial\beta \mathrel{+}= \sum g`. (Details: ``_BatchNorm``.)
+
+    Args:
+        num_features: C, the number of channels (features).
+        eps: ε >= 0 added to the variance (default 1e-5).
+        momentum: m in [0, 1] for the running statistics (default 0.1), or ``None`` for a
+            cumulative average.
+        affine: learn γ (``weight``, ones) and β (``bias``, zeros) per channel (default True).
+        track_running_stats: keep the buffers ``running_mean`` (zeros), ``running_var`` (ones)
+            and ``num_batches_tracked`` (int64) and use them in eval mode (default True); if
+            False, batch statistics are used in both modes.
+        device, dtype: where and in what precision the parameters and buffers live.
+        bias: with ``affine``, whether to learn β too (keyword-only, default True, like PyTorch's
+            keyword-only ``bias`` in recent versions).
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape.
+    """
+
+    _DIMS = (4,)

@@ -1,0 +1,360 @@
+"""Conv2d, MaxPool2d, Flatten and Dropout against torch.nn: forward values and every hand-written
+gradient (input, weight, bias) against torch.autograd in float64 over random shapes, channels,
+kernels, strides, paddings and memory layouts (hypothesis); then central differences on small
+cases; max-pooling ties, infinities and NaNs routed as torch routes them; dropout's masks equal
+torch's from the same generator state."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from module_check import check_central_differences, compare_with_autograd, in_layout
+
+import framework as fw
+from bench.harness.reference import SameMaskDropout, torch_module
+
+F64 = torch.float64
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+LAYOUTS = st.permutations(range(4)).map(tuple)  # memory order of a 4-d input, outermost first
+
+
+def random(shape, seed: int, dtype=F64) -> torch.Tensor:
+    return torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def twin(ours: fw.Module) -> torch.nn.Module:
+    """bench.harness.reference's torch.nn twin of one layer, holding the layer's state."""
+    theirs = torch_module(ours)
+    theirs.load_state_dict(ours.state_dict())
+    return theirs
+
+
+# -- Conv2d -----------------------------------------------------------------------------------
+@st.composite
+def conv_cases(draw) -> dict:
+    """Channels, kernel, stride, padding (ints or pairs), bias, a batch whose (padded) size
+    fits the kernel, the input's and gradient's memory layouts, a seed."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 7))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 7))
+
+    def arg(pair):  # torch accepts an int for a square pair: so must we
+        return pair[0] if pair[0] == pair[1] and draw(st.booleans()) else pair
+
+    return {
+        "in_channels": draw(st.integers(1, 3)),
+        "out_channels": draw(st.integers(1, 3)),
+        "kernel_size": arg(kernel),
+        "stride": arg(stride),
+        "padding": arg(padding),
+        "bias": draw(st.booleans()),
+        "input_shape": (draw(st.integers(1, 3)), None, height, width),
+        "layout": draw(LAYOUTS),
+        "grad_layout": draw(LAYOUTS),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+def conv_pair(case: dict) -> tuple[fw.Conv2d, torch.nn.Conv2d]:
+    options = {key: case[key] for key in ("kernel_size", "stride", "padding", "bias")}
+    ours = fw.Conv2d(case["in_channels"], case["out_channels"], **options, dtype=F64)
+    return ours, twin(ours)
+
+
+@SETTINGS
+@given(case=conv_cases())
+def test_conv2d_forward_and_gradients_equal_torch(parity, case):
+    ours, theirs = conv_pair(case)
+    n, _, h, w = case["input_shape"]
+    x = in_layout(random((n, case["in_channels"], h, w), case["seed"]), case["layout"])
+    y = ours(x)
+    grad_output = in_layout(random(y.shape, case["seed"] + 1), case["grad_layout"])
+    compare_with_autograd(parity, "conv2d", ours, theirs, x, grad_output)
+
+
+# Named cases: 1×1, non-overlapping windows (one-copy col2im), overlapping strided windows,
+# padding wider than the kernel (outputs that read only zeros), a window that skips the edge.
+CONV_CASES = {
+    "1x1": (2, 3, 1, 1, 0, (4, 5)),
+    "k2-s2": (2, 3, 2, 2, 0, (6, 6)),
+    "k3-s2-p1": (3, 2, 3, 2, 1, (7, 6)),
+    "k1-p2": (1, 2, 1, 1, 2, (3, 3)),
+    "k2x3-s3x1-p0x1": (2, 2, (2, 3), (3, 1), (0, 1), (7, 5)),
+    "k3-whole-input": (2, 4, 3, 1, 0, (3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_conv2d_named_cases_equal_torch(parity, name):
+    c, o, kernel, stride, padding, (h, w) = CONV_CASES[name]
+    ours = fw.Conv2d(c, o, kernel, stride, padding, dtype=F64)
+    compare_with_autograd(parity, f"conv2d {name}", ours, twin(ours), random((3, c, h, w), 5))
+
+
+@pytest.mark.parametrize("name", ["k2x3-s3x1-p0x1", "k3-s2-p1", "k2-s2"])
+def test_conv2d_backward_equals_central_differences(name):
+    c, o, kernel, stride, padding, (h, w) = CONV_CASES[name]
+    layer = fw.Conv2d(c, o, kernel, stride, padding, dtype=F64)
+    generator = torch.Generator().manual_seed(3)
+    check_central_differences(
+        layer, torch.randn(2, c, h, w, dtype=F64, generator=generator), generator
+    )
+
+
+def test_conv2d_gradients_accumulate_and_float32_matches_torch(parity):
+    ours = fw.Conv2d(3, 4, 3, padding=1)  # float32, torch's default
+    theirs = twin(ours)
+    x = random((5, 3, 6, 6), 0, torch.float32)
+    for _ in range(2):  # torch adds the second backward's gradients to the first's
+        ours.backward(torch.ones_like(ours(x)))
+        theirs(x).backward(torch.ones(5, 4, 6, 6))
+    for name, param in theirs.named_parameters():
+        ours_grad = dict(ours.named_parameters())[name].grad
+        parity.check(
+            f"conv2d float32 accumulated {name}", ours_grad, param.grad, atol=1e-4, rtol=1e-5
+        )
+
+
+def test_conv2d_default_init_equals_torch_under_manual_seed():
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        ours = fw.Conv2d(3, 5, (2, 3), stride=2, padding=1)
+        torch.manual_seed(2)
+        theirs = torch.nn.Conv2d(3, 5, (2, 3), stride=2, padding=1)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    assert repr(ours) == repr(theirs)
+
+
+# -- MaxPool2d --------------------------------------------------------------------------------
+# Few distinct values, so windows often tie (torch routes the gradient to the first maximum),
+# with ±0 and infinities among them.
+TIED = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0, math.inf, -math.inf])
+
+
+@st.composite
+def pool_cases(draw) -> dict:
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.none() | st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(kernel[0], 7)),
+        draw(st.integers(kernel[1], 7)),
+    )
+    values = draw(
+        st.lists(TIED | st.floats(-3, 3), min_size=math.prod(shape), max_size=math.prod(shape))
+    )
+    x = torch.tensor(values, dtype=F64).reshape(shape)
+    return {
+        "kernel": kernel,
+        "stride": stride,
+        "x": in_layout(x, draw(LAYOUTS)),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+@SETTINGS
+@given(case=pool_cases())
+def test_maxpool2d_forward_and_gradient_equal_torch(parity, case):
+    ours = fw.MaxPool2d(case["kernel"], case["stride"])
+    theirs = torch.nn.MaxPool2d(case["kernel"], case["stride"])
+    compare_with_autograd(parity, "maxpool2d", ours, theirs, case["x"], seed=case["seed"])
+
+
+def pool_gradient(layer: fw.Module | torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """dL/dx for L = Σ y (each window's gradient is 1), ours or torch's."""
+    if isinstance(layer, fw.Module):
+        return layer.backward(torch.ones_like(layer(x)))
+    x = x.clone().requires_grad_()
+    layer(x).sum().backward()
+    return x.grad
+
+
+@pytest.mark.parametrize(
+    ("window", "winner"),
+    [
+        ([1.0, 1.0, 1.0, 1.0], 0),  # all tied: the first
+        ([0.0, 3.0, 3.0, 1.0], 1),  # tied maximum: the first of them
+        ([-0.0, 0.0, 0.0, -1.0], 0),  # −0 = 0: still a tie
+        ([-math.inf] * 4, 0),
+        ([1.0, math.inf, math.inf, 2.0], 1),
+        ([math.nan, 1.0, 2.0, 0.0], 0),
+        ([1.0, math.nan, 5.0, math.nan], 3),  # torch's kernel: the last NaN
+        ([math.nan, math.nan, math.nan, 7.0], 2),
+    ],
+)
+def test_maxpool2d_routes_ties_infinities_and_nans_like_torch(window, winner):
+    x = torch.tensor(window, dtype=F64).reshape(1, 1, 2, 2)
+    ours, theirs = fw.MaxPool2d(2), torch.nn.MaxPool2d(2)
+    torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)
+    expected = torch.zeros(4, dtype=F64)
+    expected[winner] = 1
+    assert torch.equal(pool_gradient(theirs, x).flatten(), expected)  # torch does this
+    assert torch.equal(pool_gradient(ours, x).flatten(), expected)
+
+
+def test_maxpool2d_overlapping_windows_add_gradients_at_a_shared_maximum(parity):
+    x = torch.tensor([[0.0, 1.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64)[None, None]
+    ours = fw.MaxPool2d(2, stride=1)
+    grad = pool_gradient(ours, x)
+    assert grad[0, 0, 1, 1] == 4  # the 9 wins all four windows
+    parity.check("maxpool2d overlapping", grad, pool_gradient(torch.nn.MaxPool2d(2, 1), x))
+
+
+def test_maxpool2d_backward_equals_central_differences():
+    generator = torch.Generator().manual_seed(4)
+    # Distinct values, at least 0.01 apart: x ± h never changes a window's winner.
+    x = torch.randperm(2 * 3 * 5 * 6, generator=generator).to(F64).reshape(2, 3, 5, 6) / 100
+    check_central_differences(fw.MaxPool2d((2, 3), stride=(1, 2)), x, generator)
+
+
+# -- Flatten ----------------------------------------------------------------------------------
+@st.composite
+def flatten_cases(draw) -> tuple[tuple[int, ...], int, int]:
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=5)))
+    start = draw(st.integers(-len(shape), len(shape) - 1))
+    end = draw(st.integers(start % len(shape), len(shape) - 1))
+    return shape, start, end - len(shape) if draw(st.booleans()) else end
+
+
+@SETTINGS
+@given(case=flatten_cases(), seed=st.integers(0, 2**31))
+def test_flatten_forward_and_gradient_equal_torch(parity, case, seed):
+    shape, start, end = case
+    ours, theirs = fw.Flatten(start, end), torch.nn.Flatten(start, end)
+    y, _ = compare_with_autograd(parity, "flatten", ours, theirs, random(shape, seed), seed=seed)
+    assert y.shape == theirs(random(shape, seed)).shape
+
+
+def test_flatten_defaults_keep_the_batch_dimension():
+    layer = fw.Flatten()
+    x = random((4, 2, 3, 5), 0)
+    assert layer(x).shape == (4, 30)
+    assert torch.equal(layer.backward(layer(x)), x)
+    assert repr(layer) == repr(torch.nn.Flatten())
+
+
+# -- Dropout ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_masks_and_gradients_equal_torch_from_the_same_seed(parity, p, dtype):
+    """Ours with a generator seeded s, torch.nn.Dropout after torch.manual_seed(s): the same
+    masks, call after call, and the same gradients (torch.autograd through torch's)."""
+    ours = fw.Dropout(p, generator=torch.Generator().manual_seed(8))
+    theirs = torch.nn.Dropout(p)
+    with torch.random.fork_rng():
+        torch.manual_seed(8)
+        for call in range(3):
+            x = random((16, 9), call, dtype)
+            grad_output = random((16, 9), 10 + call, dtype)
+            y = ours(x)
+            grad_input = ours.backward(grad_output)
+            x_ref = x.clone().requires_grad_()
+            y_ref = theirs(x_ref)
+            y_ref.backward(grad_output)
+            assert torch.equal(y, y_ref), f"call {call}: masks differ"
+            assert torch.equal(grad_input, x_ref.grad), f"call {call}"
+            parity.record(f"dropout p={p} {dtype}", 0.0)
+    kept = (y != 0).double().mean().item()  # the last call: about 1 − p of 144 values kept
+    assert abs(kept - (1 - p)) < 0.2
+
+
+def test_dropout_without_generator_draws_from_torchs_global_generator():
+    x = random((32, 5), 0)
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        ours = fw.Dropout(0.3)(x)
+        torch.manual_seed(3)
+        theirs = torch.nn.Dropout(0.3)(x)
+    assert torch.equal(ours, theirs)
+
+
+def test_dropout_eval_mode_and_p0_are_the_identity_and_draw_nothing():
+    x, grad = random((6, 4), 0), random((6, 4), 1)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    for layer in (
+        fw.Dropout(0.5, generator=generator).eval(),
+        fw.Dropout(0.0, generator=generator),
+    ):
+        assert torch.equal(layer(x), x)
+        assert torch.equal(layer.backward(grad), grad)
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_dropout_p1_zeroes_everything_like_torch():
+    x = torch.tensor([[1.0, -2.0], [math.nan, 0.5]], dtype=F64)
+    ours, theirs = fw.Dropout(1.0), torch.nn.Dropout(1.0)
+    torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)  # NaN · 0
+    assert torch.equal(ours.backward(torch.ones_like(x)), torch.zeros_like(x))
+
+
+def test_dropout_inplace_changes_the_input_like_torch():
+    x = random((8, 8), 0)
+    ours, theirs = x.clone(), x.clone()
+    generator = torch.Generator().manual_seed(1)
+    y = fw.Dropout(0.4, inplace=True, generator=generator)(ours)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        torch.nn.Dropout(0.4, inplace=True)(theirs)
+    assert y is ours and torch.equal(ours, theirs)
+
+
+def test_same_mask_dropout_twin_replays_our_masks_whichever_runs_first():
+    """bench.harness.reference's twin of a Dropout with a generator: its masks are ours, even when
+    all of our calls come first, and it leaves torch's global generator alone."""
+    ours = fw.Dropout(0.5, generator=torch.Generator().manual_seed(4))
+    theirs = torch_module(ours)
+    assert isinstance(theirs, SameMaskDropout)
+    inputs = [random((10, 10), seed) for seed in range(3)]
+    ours_outputs = [ours(x) for x in inputs]
+    before = torch.get_rng_state()
+    for x, expected in zip(inputs, ours_outputs, strict=True):
+        assert torch.equal(theirs(x), expected)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(theirs.eval()(inputs[0]), inputs[0])
+
+
+# -- every layout gives the same values -------------------------------------------------------
+@pytest.mark.parametrize(
+    "layer",
+    [
+        fw.Conv2d(2, 3, 3, padding=1, dtype=F64),
+        fw.MaxPool2d(2),
+        fw.Flatten(),
+        fw.Dropout(0.5, generator=torch.Generator()),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_layers_give_identical_results_for_every_memory_layout(layer):
+    """Our Conv2d returns (and the next layers receive) batch-innermost strides; a user passes
+    contiguous or channels-last tensors: the values (and dropout's masks) must not depend on
+    it, bit for bit."""
+    x = random((3, 2, 4, 6), 0)
+    results = []
+    for order in itertools.permutations(range(4)):
+        if isinstance(layer, fw.Dropout):
+            layer.generator.manual_seed(0)
+        y = layer(in_layout(x, order))
+        grad_output = random(y.shape, 1)
+        results.append(
+            (y, layer.backward(in_layout(grad_output, order) if y.dim() == 4 else grad_output))
+        )
+    for y, grad in results[1:]:
+        assert torch.equal(y, results[0][0])
+        assert torch.equal(grad, results[0][1])

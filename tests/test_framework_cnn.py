@@ -1,8 +1,8 @@
 """A small CNN end to end against its torch.nn twin: state_dict keys, order and dtypes, loading
 both ways with strict=True; 20 steps of SGD with momentum in float64 through Conv2d-BatchNorm2d-
 ReLU-MaxPool2d twice, Flatten, Dropout (the same masks on both sides) and Linear with a
-CrossEntropyLoss, equal to the twin bench.harness.reference builds and torch.optim trains; train()/eval()
-reach every nested module."""
+CrossEntropyLoss, equal to the twin bench.harness.reference builds and torch.optim trains;
+train()/eval() reach every nested module."""
 
 from __future__ import annotations
 

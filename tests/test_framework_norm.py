@@ -44,7 +44,7 @@ def randomize(layer: fw.Module, generator: torch.Generator) -> None:
 
 
 def batchnorm_pair(kind: str, channels: int, seed: int, **options):
-    """Our layer (random state) and its torch.nn twin (bench.harness.reference) holding that state."""
+    """Our layer (random state) and its torch.nn twin (bench.harness.reference), same state."""
     ours = KINDS[kind][0](channels, dtype=F64, **options)
     randomize(ours, torch.Generator().manual_seed(seed))
     theirs = torch_module(ours)

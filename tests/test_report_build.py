@@ -142,7 +142,7 @@ def test_cli_results_without_required_column_exit_2(
 def test_claims_csv_matches_claims(out_dir: Path, built: build.Report) -> None:
     frame = pd.read_csv(out_dir / "claims.csv")
     assert list(frame["key"]) == [c.key for c in claims.CLAIMS]
-    assert list(frame["status"]) == [c.status for c in built.claims]
+    assert list(frame["verdict"]) == [c.verdict for c in built.claims]
 
 
 def test_figures_module_is_headless() -> None:

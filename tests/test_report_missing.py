@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from report_data import make_results
 
-from bench.report import build, claims, figures, views
+from bench.report import build, claims, figures, stats, views
 
 STEMS = [stem for _, stem, _, _ in figures.FIGURES]
 
@@ -48,6 +48,9 @@ def test_figures_without_data_are_marked_not_drawn(partial: tuple[build.Report, 
         "fig4_losses": False,
         "fig5_frameworks": True,
         "fig_initializers": False,
+        "fig3_tuned": False,
+        "fig_lr_sensitivity": False,
+        "fig_variance": False,
     }
     assert "**Not drawn: no results for experiment 'fig4_losses'.**" in text
     assert "**Not drawn: no results for experiment 'initializers'.**" in text
@@ -82,13 +85,13 @@ def test_claims_that_need_missing_data_are_not_evaluated(
 ) -> None:
     built, text = partial
     status = {c.key: c.status for c in built.claims}
-    missing = f"{claims.NOT_EVALUATED} (data missing)"
+    missing = stats.NOT_EVALUATED
     assert status["tanh_worst"] == missing  # ELU failed
     assert status["others_10"] == missing
     assert status["bce_faster"] == missing  # fig4 never ran
-    assert status["tanh_22"] == claims.SUPPORTED  # needs Tanh only
-    assert status["adaptive_beat_sgd"] == claims.SUPPORTED  # the 2 finished Adam folds
-    assert status["torch_faster"] == claims.SUPPORTED  # float32 of both frameworks is there
+    assert status["tanh_22"] == stats.SUPPORTED  # needs Tanh only
+    assert status["adaptive_beat_sgd"] == stats.SUPPORTED  # the 2 finished Adam folds
+    assert status["torch_faster"] == stats.SUPPORTED  # float32 of both frameworks is there
     assert "no finished fold in fig2_activations for ELU" in text
 
 

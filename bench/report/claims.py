@@ -224,7 +224,9 @@ def _similar_accuracy(df: pd.DataFrame) -> list[Part]:
     table = _table3_folds(df, "test_error")
     diffs = _pairs(table, "torch", "custom")  # error(torch) − error(custom) = Δ accuracy
     if len(diffs) < stats.MIN_FOLDS:
-        raise Missing(f"{len(diffs)} paired fold(s) in fig5_frameworks; needs 2")
+        raise Missing(
+            f"{len(diffs)} paired fold(s) in fig5_frameworks; needs at least {stats.MIN_FOLDS}"
+        )
     value = stats.interval(diffs)
     verdict = stats.within(value, -SIMILAR_ACCURACY, SIMILAR_ACCURACY)
     share = float(np.mean(np.abs(diffs) <= SIMILAR_ACCURACY))

@@ -477,9 +477,9 @@ def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tu
     palette = _palette("vary", levels)
     fig = Figure(figsize=(11.0, 4.6), layout="constrained")
     a, b = fig.subplots(1, 2)
-    sns.stripplot(
+    sns.swarmplot(  # a deterministic layout (a strip plot's jitter is random)
         data=final.assign(_x=final["vary"].map(label)), x="_x", y="test_error", order=order,
-        hue="_x", hue_order=order, palette=palette, size=4, jitter=0.25, legend=False, ax=a,
+        hue="_x", hue_order=order, palette=palette, size=4, legend=False, ax=a,
     )  # fmt: skip
     a.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     a.set_xlabel("Varying stream (the others fixed)")

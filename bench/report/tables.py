@@ -133,6 +133,8 @@ def table3(df: pd.DataFrame) -> pd.DataFrame:
 
 def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
     def fmt(row: pd.Series, metric: str) -> str:
+        if row["source"] == "paper":  # the paper gives no spread
+            return _number(row[f"{metric}_mean"])
         return pm(row[f"{metric}_mean"], row[f"{metric}_sd"]).replace("±", plus_minus)
 
     return pd.DataFrame(

@@ -40,22 +40,21 @@ def _share(x: np.ndarray, total: np.ndarray, axis: int = -1) -> np.ndarray:
     return _var(x, axis=axis) / _var(total, axis=axis)
 
 
-def draws(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The final test error of every finished draw, per source."""
+def variance_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``variance_table_from`` the final rows of ``variance_sources`` in a prepared table."""
     curves, _ = views.curve_rows(df, EXPERIMENT)
-    final = views.final_rows(curves, ["vary"])
-    return {
+    return variance_table_from(views.final_rows(curves, ["vary"]))
+
+
+def variance_table_from(final: pd.DataFrame) -> pd.DataFrame:
+    """One row per source (``vary``): draws, mean, sd, variance of the final test error with its
+    95% bootstrap interval, and its share of the all-streams variance with its interval (the
+    two groups of draws resampled independently). Empty without draws."""
+    found = {
         source: final.loc[final["vary"] == source, "test_error"].to_numpy(float)
         for source in SOURCES
         if (final["vary"] == source).any()
     }
-
-
-def variance_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per source: draws, mean, sd, variance of the final test error with its 95%
-    bootstrap interval, and its share of the all-streams variance with its interval (the two
-    groups of draws resampled independently). Empty when the experiment is not in the results."""
-    found = draws(df)
     total = found.get("all")
     rows = []
     for source, values in found.items():

@@ -104,9 +104,11 @@ def make_results(
     rows = []
     for exp in names:
         column, values = SWEEPS.get(exp, ("activation", ("relu",)))
+        known = catalog.experiments().get(exp)
         for value in values:
-            config = {**BASE, column: value}
-            frameworks = ("custom", "torch") if exp == "fig5_frameworks" else ("custom",)
+            config = {**BASE, **(known.fixed() if known else {}), column: value}
+            both = known is not None and "framework" in known.expected()
+            frameworks = ("custom", "torch") if both else ("custom",)
             job = f"{column}={value}"
             common = {
                 "experiment": exp,

@@ -136,3 +136,18 @@ def test_bad_value_raises_config_error_naming_key_before_training(
     with pytest.raises(app.config.ConfigError, match=key.replace("[", r"\[")):
         app.run(compose(*SMALL, *override.split()), tmp_path)
     assert not (tmp_path / "result.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["data.name=digits", "data.n_train=1000", "data.n_test=100"], "loss"),  # mse on digits
+        (["model.name=cnn"], "model.name"),  # a CNN on 2-d points
+        (["loss=ce"], "loss"),  # cross-entropy on the binary disk task
+        (["experiment=digits", "hydra.mode=RUN", "data.n_train=1700"], "data.n_train"),
+    ],
+    ids=["digits-mse", "cnn-on-disk", "ce-on-disk", "digits-too-many-points"],
+)
+def test_dataset_model_and_loss_must_fit_together(tmp_path, overrides, key):
+    with pytest.raises(app.config.ConfigError, match=key.replace(".", r"\.")):
+        app.run(compose(*overrides), tmp_path)

@@ -71,3 +71,22 @@ def test_float32_and_float64_see_the_same_points():
     as32, as64 = split.to("cpu", torch.float32), split.to("cpu", torch.float64)
     assert torch.equal(as32.y_train.double(), as64.y_train)
     assert torch.allclose(as32.x_train.double(), as64.x_train, atol=1e-7)
+
+
+def test_digits_split_is_a_seeded_partition_of_the_bundled_images():
+    a = data.fold_split(0, 3, 1437, 360, dataset="digits")
+    b = data.fold_split(0, 3, 1437, 360, dataset="digits")
+    c = data.fold_split(0, 4, 1437, 360, dataset="digits")
+    assert a.x_train.shape == (1437, 1, 8, 8) and a.x_test.shape == (360, 1, 8, 8)
+    assert a.y_train.dtype == torch.int64 and set(a.y_train.tolist()) == set(range(10))
+    assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)
+    assert a.x_train.min() >= 0 and a.x_train.max() <= 1
+    # train and test are disjoint: together they are the 1,797 images, each exactly once
+    from sklearn.datasets import load_digits
+
+    bundled = torch.as_tensor(load_digits().images, dtype=torch.float64).flatten(1) / 16
+    split = torch.cat([a.x_train, a.x_test]).flatten(1)
+    assert torch.equal(*(torch.unique(t, dim=0, return_counts=True)[1] for t in (split, bundled)))
+    assert torch.equal(torch.unique(split, dim=0), torch.unique(bundled, dim=0))
+    moved = a.to(torch.device("cpu"), torch.float32)
+    assert moved.x_train.dtype == torch.float32 and moved.y_train.dtype == torch.int64

@@ -78,3 +78,27 @@ def test_float32_divergence_is_recorded_not_hidden(record_property):
         worst = max(worst, gap)
     record_property("float32_largest_loss_gap", worst)
     print(f"\nfloat32: largest per-epoch loss gap custom vs torch.nn = {worst:.3e}")
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_float64_digits_frameworks_agree_per_epoch_to_1e9(model, parity):
+    """The real image task under the same protocol: the custom MLP / CNN (Conv2d, BatchNorm2d,
+    MaxPool2d, Flatten) and their torch.nn twins, same split, init and batch order."""
+    cfg = compose(
+        "experiment=digits",
+        "hydra.mode=RUN",
+        f"model.name={model}",
+        "dtype=float64",
+        "epochs=2",
+        "data.n_train=256",
+        "data.n_test=128",
+    )
+    runs = {run.framework: run for run in app.run_fold(cfg, 0)}
+    custom, reference = runs["custom"], runs["torch"]
+    assert custom.status == reference.status == "ok"
+    for ours, theirs in zip(custom.epochs, reference.epochs, strict=True):
+        assert ours.train_loss == pytest.approx(theirs.train_loss, abs=1e-9, rel=0)
+        assert ours.test_loss == pytest.approx(theirs.test_loss, abs=1e-9, rel=0)
+        assert ours.test_error == theirs.test_error
+    assert custom.epochs[-1].train_loss < custom.epochs[0].train_loss  # it learned
+    parity.record(f"equivalence float64 digits {model}", largest_gap(custom, reference))

@@ -121,6 +121,7 @@ def test_one_fold_decides_nothing_and_says_why() -> None:
         ("fig3_tuned", ["adaptive_beat_sgd_tuned"]),
         ("fig4_losses", ["bce_faster"]),
         ("fig5_frameworks", ["torch_faster", "similar_accuracy", "torch_train_better"]),
+        ("digits", ["similar_accuracy_digits"]),
     ],
 )
 def test_claim_not_evaluated_without_its_experiment(experiment: str, keys: list[str]) -> None:

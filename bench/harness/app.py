@@ -49,6 +49,7 @@ def run_fold(cfg: DictConfig, fold: int) -> list[FoldRun]:
         cfg.data.n_test,
         cfg.data.radius,
         cfg.data.n_val,
+        cfg.data.name.value,
     ).to(device, dtype)
     runs = []
     for lr in cfg.lr_grid or [cfg.optimizer.lr]:
@@ -81,6 +82,8 @@ def choices(cfg: DictConfig) -> dict[str, str]:
         "init": str(cfg.init.name.value),
         "dtype": str(cfg.dtype.value),
         "vary": str(cfg.vary.value),
+        "dataset": str(cfg.data.name.value),
+        "model": str(cfg.model.name.value),
     }
 
 

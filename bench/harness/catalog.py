@@ -8,6 +8,7 @@ Torch-free (YAML and the config enums only), so the report can use it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from enum import Enum
@@ -33,8 +34,12 @@ COLUMN_ENUMS: dict[str, type[Enum] | None] = {
     "init": config.InitName,
     "dtype": config.DType,
     "vary": config.Vary,
+    "dataset": config.DatasetName,
+    "model": config.ModelName,
 }
 CONFIG_COLUMNS: tuple[str, ...] = tuple(COLUMN_ENUMS)
+#: sweep keys that set a column: ``model.name=mlp,cnn`` sweeps the ``model`` column
+SWEEP_KEYS = {"data.name": "dataset", "model.name": "model"}
 
 
 def options(group: str) -> tuple[str, ...]:
@@ -57,6 +62,13 @@ class Experiment:
     """Its ``hydra.sweeper.params``, in file order: ``{"activation": ("relu", ...), ...}``."""
     lr_grid: tuple[float, ...] = ()
     """The learning rates each of its jobs trains (empty: one, ``optimizer.lr``)."""
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Column values it sets apart from its defaults list: ``{"dataset": "digits"}``."""
+
+    def fixed(self) -> dict[str, str]:
+        """The configuration columns it holds at a value other than the default job's."""
+        out = {k: v for k, v in self.defaults.items() if k in COLUMN_ENUMS and k != "framework"}
+        return out | self.settings
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -71,11 +83,10 @@ class Experiment:
             names = OmegaConf.load(CONF_DIR / "framework" / f"{option}.yaml").names
             frameworks += [str(name) for name in names if str(name) not in frameworks]
         out = {"framework": tuple(frameworks)} if len(frameworks) > 1 else {}
-        out.update(
-            (key, values)
-            for key, values in self.sweep.items()
-            if key in COLUMN_ENUMS and key != "framework"
-        )
+        for key, values in self.sweep.items():
+            column = SWEEP_KEYS.get(key, key)
+            if column in COLUMN_ENUMS and column != "framework":
+                out[column] = values
         return out
 
 
@@ -108,7 +119,13 @@ def _experiment(path: Path) -> Experiment:
     params = OmegaConf.select(node, "hydra.sweeper.params", default=None) or {}
     sweep = {str(key): _sweep_values(value) for key, value in params.items()}
     grid = tuple(float(lr) for lr in node.get("lr_grid", []))
-    return Experiment(str(node.get("name", path.stem)), _description(path), defaults, sweep, grid)
+    settings = {
+        column: str(OmegaConf.select(node, key))
+        for key, column in SWEEP_KEYS.items()
+        if OmegaConf.select(node, key) is not None
+    }
+    name = str(node.get("name", path.stem))
+    return Experiment(name, _description(path), defaults, sweep, grid, settings)
 
 
 @functools.cache
@@ -128,7 +145,13 @@ def defaults() -> dict[str, str]:
         if isinstance(entry, (dict, DictConfig))
         for key, value in entry.items()
     }
-    out = {column: chosen.get(column, str(node.get(column))) for column in CONFIG_COLUMNS}
+    nested = {"dataset": "data", "model": "model"}  # columns named by a node's ``name``
+    out = {
+        column: chosen.get(column, str(OmegaConf.select(node, f"{nested[column]}.name")))
+        if column in nested
+        else chosen.get(column, str(node.get(column)))
+        for column in CONFIG_COLUMNS
+    }
     names = OmegaConf.load(CONF_DIR / "framework" / f"{out['framework']}.yaml").names
     out["framework"] = str(names[0])
     return out

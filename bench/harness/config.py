@@ -30,6 +30,7 @@ class ActivationName(StrEnum):
 class LossName(StrEnum):
     mse = "mse"
     bce = "bce"
+    ce = "ce"  # cross-entropy over class logits (the digits task)
 
 
 class InitName(StrEnum):
@@ -48,6 +49,16 @@ class FrameworkName(StrEnum):
 class DType(StrEnum):
     float32 = "float32"
     float64 = "float64"
+
+
+class DatasetName(StrEnum):
+    disk = "disk"  # the report's task: 2-d points, label 1 inside a disk
+    digits = "digits"  # scikit-learn's bundled 8x8 handwritten digits, 10 classes
+
+
+class ModelName(StrEnum):
+    mlp = "mlp"  # Linear layers (hidden_layers × hidden_width) with the configured activation
+    cnn = "cnn"  # (Conv2d-BatchNorm2d-ReLU-MaxPool2d) × 2, Flatten, Linear: digits only
 
 
 class Vary(StrEnum):
@@ -119,6 +130,7 @@ ALGORITHMS = {SGDConfig: "SGD", AdamConfig: "Adam", RMSpropConfig: "RMSprop"}
 
 @dataclass
 class DataConfig:
+    name: DatasetName = DatasetName.disk
     n_train: int = 1000
     n_test: int = 1000
     n_val: int = 0  # validation points carved from the n_train training points (0: none)
@@ -127,6 +139,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    name: ModelName = ModelName.mlp
     hidden_width: int = 25
     hidden_layers: int = 3
 
@@ -242,6 +255,27 @@ def _require_number(cfg: DictConfig, key: str, value: float, low: float, high: f
     )
 
 
+#: images in scikit-learn's bundled digits data
+DIGITS_SIZE = 1797
+
+
+def _check_task(cfg: DictConfig) -> None:
+    """The dataset, model and loss must fit together."""
+    dataset, model, loss = cfg.data.name.value, cfg.model.name.value, cfg.loss.name.value
+    if dataset == "digits":
+        _require(loss == "ce", "loss", loss, "ce with data.name=digits (10 classes)")
+        total = cfg.data.n_train + cfg.data.n_test
+        _require(
+            total <= DIGITS_SIZE,
+            "data.n_train + data.n_test",
+            total,
+            f"at most {DIGITS_SIZE}, the number of digits images",
+        )
+    else:
+        _require(loss != "ce", "loss", loss, "mse or bce with data.name=disk (one output)")
+        _require(model == "mlp", "model.name", model, "mlp with data.name=disk (2-d points)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value a type cannot: raises ConfigError naming key, value and what is allowed."""
     _check_keys(cfg)
@@ -268,6 +302,7 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.model.hidden_layers >= 0, "model.hidden_layers", cfg.model.hidden_layers, ">= 0")
     _require(len(cfg.framework.names) >= 1, "framework.names", [], "custom and/or torch")
     _require(bool(cfg.name), "name", cfg.name, "a non-empty experiment name")
+    _check_task(cfg)
     _require(
         0 < cfg.data.radius < math.sqrt(0.5),
         "data.radius",

@@ -8,6 +8,7 @@ every machine, and changing one stream (say, the mini-batch order) leaves the ot
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +58,32 @@ class Split:
     y_val: torch.Tensor  # (n_val, 1)
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Split:
-        return Split(*(t.to(device=device, dtype=dtype) for t in self.__dict__.values()))
+        """On ``device``, floating tensors in ``dtype`` (class indices stay int64)."""
+        return Split(
+            *(
+                t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+                for t in self.__dict__.values()
+            )
+        )
+
+
+@functools.cache
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    # Imported here: only the digits task needs scikit-learn. load_digits reads the copy that
+    # ships inside the package (never a download, unlike sklearn's fetch_* functions).
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.as_tensor(digits.images, dtype=torch.float64) / 16.0  # pixel values 0..16
+    return images.unsqueeze(1), torch.as_tensor(digits.target, dtype=torch.int64)
+
+
+def digits_dataset(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 handwritten digits in an order drawn from ``gen``: images
+    ``(1797, 1, 8, 8)`` scaled to [0, 1] (float64), labels ``(1797,)`` int64 in 0..9."""
+    images, labels = _digits()
+    order = torch.randperm(len(labels), generator=gen)
+    return images[order], labels[order]
 
 
 def fold_split(
@@ -67,12 +93,19 @@ def fold_split(
     n_test: int = 1000,
     radius: float = DISK_RADIUS,
     n_val: int = 0,
+    dataset: str = "disk",
 ) -> Split:
-    """Train and test sets of one fold, both drawn from the fold's ``data`` stream; the last
-    ``n_val`` of the ``n_train`` training points are held out as the validation set (so the
-    points are the same whatever ``n_val``)."""
+    """Train and test sets of one fold, both drawn from the fold's ``data`` stream (``disk``:
+    fresh points; ``digits``: a random split of the 1,797 images); the last ``n_val`` of the
+    ``n_train`` training points are held out as the validation set (so the points are the same
+    whatever ``n_val``)."""
     gen = generator(seed, fold, "data")
-    x, y = disk_dataset(n_train, gen, radius)
-    x_test, y_test = disk_dataset(n_test, gen, radius)
+    if dataset == "digits":
+        images, labels = digits_dataset(gen)
+        x, y = images[:n_train], labels[:n_train]
+        x_test, y_test = images[n_train : n_train + n_test], labels[n_train : n_train + n_test]
+    else:
+        x, y = disk_dataset(n_train, gen, radius)
+        x_test, y_test = disk_dataset(n_test, gen, radius)
     fit = n_train - n_val
     return Split(x[:fit], y[:fit], x_test, y_test, x[fit:], y[fit:])

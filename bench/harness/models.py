@@ -4,6 +4,7 @@ optimizer, and (for ``framework=both``) the torch.nn twin loaded with the same i
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,7 +16,9 @@ from .reference import torch_loss, torch_optimizer, torch_twin
 from .training import Adapter, CustomAdapter, TorchAdapter
 
 ACTIVATIONS = {"relu": fw.ReLU, "tanh": fw.Tanh}  # the ones without a parameter
-LOSSES = {"mse": fw.MSELoss, "bce": fw.BCELoss}
+LOSSES = {"mse": fw.MSELoss, "bce": fw.BCELoss, "ce": fw.CrossEntropyLoss}
+#: (input shape of one example, outputs) of each dataset
+SHAPES = {"disk": ((2,), 1), "digits": ((1, 8, 8), 10)}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -29,14 +32,38 @@ def activation(cfg: DictConfig) -> fw.Module:
     return ACTIVATIONS[name]()
 
 
-def build_model(cfg: DictConfig, generator: torch.Generator) -> fw.Sequential:
-    """2 → width (× hidden_layers) → 1 with the configured activation and a sigmoid output,
-    initialised from ``generator`` (on the CPU, so the draws are the same on any device)."""
-    widths = [2] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [1]
-    layers: list[fw.Module] = []
+def mlp(cfg: DictConfig) -> list[fw.Module]:
+    """inputs → width (× hidden_layers) → outputs, the configured activation between layers;
+    a sigmoid on the single output of a binary task, logits for a classification one."""
+    shape, outputs = SHAPES[cfg.data.name.value]
+    dtype = DTYPES[cfg.dtype]
+    widths = [math.prod(shape)] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [outputs]
+    layers: list[fw.Module] = [fw.Flatten()] if len(shape) > 1 else []
     for n_in, n_out in itertools.pairwise(widths):
-        layers += [fw.Linear(n_in, n_out, dtype=DTYPES[cfg.dtype]), activation(cfg)]
-    layers[-1] = fw.Sigmoid()
+        layers += [fw.Linear(n_in, n_out, dtype=dtype), activation(cfg)]
+    layers.pop()  # no activation after the output layer
+    return [*layers, fw.Sigmoid()] if outputs == 1 else layers
+
+
+def cnn(cfg: DictConfig) -> list[fw.Module]:
+    """The digits CNN: (Conv2d 3×3 - BatchNorm2d - ReLU - MaxPool2d 2) × 2, Flatten, Linear:
+    (N, 1, 8, 8) → (N, 16, 4, 4) → (N, 32, 2, 2) → (N, 10) class logits."""
+    dtype = DTYPES[cfg.dtype]
+    layers: list[fw.Module] = []
+    for n_in, n_out in ((1, 16), (16, 32)):
+        layers += [
+            fw.Conv2d(n_in, n_out, 3, padding=1, dtype=dtype),
+            fw.BatchNorm2d(n_out, dtype=dtype),
+            fw.ReLU(),
+            fw.MaxPool2d(2),
+        ]
+    return [*layers, fw.Flatten(), fw.Linear(32 * 2 * 2, 10, dtype=dtype)]
+
+
+def build_model(cfg: DictConfig, generator: torch.Generator) -> fw.Sequential:
+    """The configured model, initialised from ``generator`` (on the CPU, so the draws are the
+    same on any device), then moved to the job's device."""
+    layers = cnn(cfg) if cfg.model.name.value == "cnn" else mlp(cfg)
     model = fw.Sequential(*layers, init=cfg.init.name.value, generator=generator)
     return model.to(device=cfg.device)  # type: ignore[return-value]
 

@@ -31,8 +31,13 @@ class Adapter(Protocol):
 
 
 def error_rate(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of points on the wrong side of 0.5 (an exact count / n, not a float32 mean)."""
-    return ((prediction > 0.5) != (target > 0.5)).sum().item() / target.numel()
+    """Fraction of examples misclassified (an exact count / n, not a float32 mean): on the wrong
+    side of 0.5 for a binary task, whose argmax logit is not the class for class indices."""
+    if target.is_floating_point():
+        wrong = (prediction > 0.5) != (target > 0.5)
+    else:
+        wrong = prediction.argmax(dim=1) != target
+    return wrong.sum().item() / target.shape[0]
 
 
 class CustomAdapter:
@@ -48,7 +53,11 @@ class CustomAdapter:
         self.optimizer.step()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        prediction = self.model(x)
+        self.model.eval()  # BatchNorm's running statistics, no Dropout
+        try:
+            prediction = self.model(x)
+        finally:
+            self.model.train()
         if not torch.isfinite(prediction).all():
             return math.nan, math.nan
         return self.criterion(prediction, y).item(), error_rate(prediction, y)
@@ -68,11 +77,15 @@ class TorchAdapter:
         self.optimizer.step()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        with torch.no_grad():
-            prediction = self.model(x)
-            if not torch.isfinite(prediction).all():
-                return math.nan, math.nan
-            return self.criterion(prediction, y).item(), error_rate(prediction, y)
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                prediction = self.model(x)
+        finally:
+            self.model.train()
+        if not torch.isfinite(prediction).all():
+            return math.nan, math.nan
+        return self.criterion(prediction, y).item(), error_rate(prediction, y)
 
 
 @dataclass

@@ -201,6 +201,13 @@ def readme(
         "order: |custom − torch| of the training loss over folds and epochs "
         "([CSV](equivalence.csv)); see Figure 5 (c).",
         tabs.equivalence_md,
+        "## Table IV: a real image task (beyond the paper)",
+        "`digits`: scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes; "
+        "each fold draws its own 1,437 / 360 split), an MLP and a CNN (Conv-BatchNorm-ReLU-"
+        "MaxPool twice, then Linear), each trained by both frameworks from the same initial "
+        "weights, split and batch order; last epoch, mean ± sd over folds ([CSV](table4.csv)). "
+        "The paper names convolutions and batch normalisation as its future work.",
+        tabs.table4_md,
         "## Tuned learning rates",
         "`fig3_tuned`: every optimizer trains the same 16-value log grid of learning rates on "
         "every fold, with 200 of the 1000 training points held out; each optimizer's learning "

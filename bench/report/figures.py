@@ -511,6 +511,31 @@ def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tu
     )
 
 
+def _draw_fig6(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    models = views.level_order("model", data["model"].unique())
+    fig = Figure(figsize=(5.5 * len(models), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]
+    for index, (ax, model) in enumerate(zip(axes, models, strict=True)):
+        _curve_panel(
+            ax,
+            data[data["model"] == model],
+            "framework",
+            "test_error",
+            title=f"({'abcd'[index]}) {label(model)}",
+            ylabel="Test error",
+            legend=index == 0,
+        )
+    folds = _fold_count(data, "framework")
+    _suptitle(fig, f"Figure 6: digits, custom framework against torch.nn (mean ± 1 sd over "
+              f"{folds})", notes)  # fmt: skip
+    return fig, (
+        "Beyond the paper (its future work): test error per epoch on scikit-learn's 8×8 "
+        "handwritten digits (10 classes), for an MLP and a CNN (Conv-BatchNorm-ReLU-MaxPool "
+        "twice, then Linear), each trained by the custom framework and by its torch.nn twin "
+        "from the same initial weights, data split and batch order"
+    )
+
+
 FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
     ("fig2_activations", "fig2_activations", "Figure 2", _draw_fig2),
     (
@@ -530,6 +555,7 @@ FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
         _draw_zoomed("init", "Weight initializers (not shown in the paper): test error per epoch"),
     ),
     ("variance_sources", "fig_variance", "Variance figure", _draw_variance),
+    ("digits", "fig6_digits", "Figure 6", _draw_fig6),
 )
 """(experiment, file stem, title, drawer) for every figure of the report."""
 

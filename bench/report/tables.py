@@ -48,6 +48,8 @@ class Tables:
     summary_md: str
     equivalence: pd.DataFrame
     equivalence_md: str
+    table4: pd.DataFrame
+    table4_md: str
     lr_selection: pd.DataFrame
     lr_selection_md: str
     variance: pd.DataFrame
@@ -93,6 +95,61 @@ def _stats(final: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     )
 
 
+ACCURACY_COLUMNS = [f"{m}_{s}" for m in ("train_acc", "test_acc", "time_s") for s in ("mean", "sd")]
+
+
+def _accuracy_stats(curves: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per ``keys``: folds, and mean and sd over folds of the last epoch's train and test
+    accuracy (1 − error) and training time."""
+    final = views.final_rows(curves, keys)
+    final = final.assign(
+        train_acc=1.0 - final["train_error"],
+        test_acc=1.0 - final["test_error"],
+        time_s=final["train_seconds"],
+    )
+    return final.groupby(keys).agg(
+        n_folds=("test_acc", "size"),
+        train_acc_mean=("train_acc", "mean"),
+        train_acc_sd=("train_acc", "std"),
+        test_acc_mean=("test_acc", "mean"),
+        test_acc_sd=("test_acc", "std"),
+        time_s_mean=("time_s", "mean"),
+        time_s_sd=("time_s", "std"),
+    )
+
+
+def table4(df: pd.DataFrame) -> pd.DataFrame:
+    """Table IV, beyond the paper: the ``digits`` task, last epoch, per model and framework:
+    folds, and mean and sd over folds of train and test accuracy and training time."""
+    curves, _ = views.curve_rows(df, "digits")
+    if curves.empty:
+        return pd.DataFrame(columns=["model", "framework", "n_folds", *ACCURACY_COLUMNS])
+    out = _accuracy_stats(curves, ["model", "framework"]).reset_index()
+    out = out.sort_values(["model", "framework"], key=_level_rank, kind="mergesort")
+    return out[["model", "framework", "n_folds", *ACCURACY_COLUMNS]].reset_index(drop=True)
+
+
+def table4_markdown(t: pd.DataFrame) -> str:
+    """Table IV as Markdown (mean ± sd over folds)."""
+    if t.empty:
+        return "Not available: `digits` is not in the results."
+    shown = pd.DataFrame(
+        {
+            "Model": t["model"].map(label),
+            "Framework": t["framework"].map(label),
+            "Train accuracy": [
+                pm(m, d) for m, d in zip(t["train_acc_mean"], t["train_acc_sd"], strict=True)
+            ],
+            "Test accuracy": [
+                pm(m, d) for m, d in zip(t["test_acc_mean"], t["test_acc_sd"], strict=True)
+            ],
+            "Time (s)": [pm(m, d) for m, d in zip(t["time_s_mean"], t["time_s_sd"], strict=True)],
+            "Folds": t["n_folds"].astype(str),
+        }
+    )
+    return shown.to_markdown(index=False, colalign=("left", "left", *["right"] * 4))
+
+
 def table3(df: pd.DataFrame) -> pd.DataFrame:
     """Table III from ``fig5_frameworks``, float32, last epoch, with the paper's row beside each.
 
@@ -102,21 +159,7 @@ def table3(df: pd.DataFrame) -> pd.DataFrame:
     """
     curves, _ = views.curve_rows(df, "fig5_frameworks")
     curves = curves[curves["dtype"] == TABLE3_DTYPE]
-    final = views.final_rows(curves, ["framework"])
-    final = final.assign(
-        train_acc=1.0 - final["train_error"],
-        test_acc=1.0 - final["test_error"],
-        time_s=final["train_seconds"],
-    )
-    stats = final.groupby("framework").agg(
-        n_folds=("test_acc", "size"),
-        train_acc_mean=("train_acc", "mean"),
-        train_acc_sd=("train_acc", "std"),
-        test_acc_mean=("test_acc", "mean"),
-        test_acc_sd=("test_acc", "std"),
-        time_s_mean=("time_s", "mean"),
-        time_s_sd=("time_s", "std"),
-    )
+    stats = _accuracy_stats(curves, ["framework"])
     rows = []
     for fw, paper in PAPER_TABLE3.items():
         ours = stats.loc[fw].to_dict() if fw in stats.index else {"n_folds": 0}
@@ -126,9 +169,7 @@ def table3(df: pd.DataFrame) -> pd.DataFrame:
         )
     out = pd.DataFrame(rows)
     out["n_folds"] = out["n_folds"].astype("Int64")
-    cols = ["framework", "source", "n_folds"]
-    cols += [f"{m}_{s}" for m in ("train_acc", "test_acc", "time_s") for s in ("mean", "sd")]
-    return out.reindex(columns=cols)
+    return out.reindex(columns=["framework", "source", "n_folds", *ACCURACY_COLUMNS])
 
 
 def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
@@ -393,7 +434,8 @@ def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
     s = summary(df)
     e = equivalence(df)
     t3_md, s_md, e_md = table3_markdown(t3), summary_markdown(s), equivalence_markdown(e)
-    lrs, v = lr_selection(df), variance.variance_table(df)
+    t4, lrs, v = table4(df), lr_selection(df), variance.variance_table(df)
+    t4_md = table4_markdown(t4)
     lrs_md, v_md = lr_selection_markdown(lrs), variance.variance_markdown(v)
     files = [
         _write(out_dir / "table3.md", t3_md),
@@ -403,7 +445,9 @@ def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
         _write(out_dir / "summary.csv", s.to_csv(index=False, lineterminator="\n")),
         _write(out_dir / "equivalence.md", e_md),
         _write(out_dir / "equivalence.csv", e.to_csv(index=False, lineterminator="\n")),
+        _write(out_dir / "table4.md", t4_md),
+        _write(out_dir / "table4.csv", t4.to_csv(index=False, lineterminator="\n")),
         _write(out_dir / "lr_selection.csv", lrs.to_csv(index=False, lineterminator="\n")),
         _write(out_dir / "variance.csv", v.to_csv(index=False, lineterminator="\n")),
     ]
-    return Tables(t3, t3_md, s, s_md, e, e_md, lrs, lrs_md, v, v_md, files)
+    return Tables(t3, t3_md, s, s_md, e, e_md, t4, t4_md, lrs, lrs_md, v, v_md, files)

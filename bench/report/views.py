@@ -43,6 +43,7 @@ LABELS: dict[str, str] = {
     "rmsprop": "RMSprop",
     "mse": "MSE",
     "bce": "BCE",
+    "ce": "cross-entropy",
     "default": "torch default",
     "xavier_uniform": "Xavier uniform",
     "xavier_normal": "Xavier normal",
@@ -54,6 +55,10 @@ LABELS: dict[str, str] = {
     "data": "data (points)",
     "init": "init (weights)",
     "shuffle": "shuffle (batch order)",
+    "disk": "disk (2-d points)",
+    "digits": "digits (8×8 images)",
+    "mlp": "MLP",
+    "cnn": "CNN",
 }
 """The display label of every value in ``LEVELS`` (a test checks none is missing)."""
 
@@ -65,6 +70,8 @@ COLUMN_TITLES: dict[str, str] = {
     "init": "Initializer",
     "dtype": "dtype",
     "vary": "Varying stream",
+    "dataset": "Dataset",
+    "model": "Model",
     "lr": "lr",
 }
 
@@ -103,6 +110,7 @@ PRESENTATION: dict[str, tuple[str, str]] = {
     "fig5_frameworks": ("Figure 5", "custom framework vs torch.nn"),
     "initializers": ("Initializer figure", "weight initializers"),
     "variance_sources": ("Variance figure", "sources of the spread between folds"),
+    "digits": ("Figure 6", "a real image task: digits, MLP and CNN, custom vs torch.nn"),
 }
 """(figure title, what it compares) of each experiment of conf/experiment (a test checks none is
 missing)."""
@@ -141,7 +149,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
     out = collect.conform(df)
     # optional columns a hand-made table may lack: the default job's values
-    out = out.fillna({"status": "ok", "seed": 0, "dtype": DEFAULTS["dtype"], "vary": "all"})
+    optional = {c: DEFAULTS[c] for c in CONFIG_COLUMNS if c not in REQUIRED_COLUMNS}
+    out = out.fillna({"status": "ok", "seed": 0, **optional})
     out, ignored = collect.newest_config(out)
     sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
     out = out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)

@@ -41,13 +41,15 @@ test-slow: $(STAMP) ## Run the slow end-to-end checks too
 	$(PY) -m pytest -q
 
 sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), collect, build reports/
-	@status=0; n=0; total=$(words $(EXPERIMENTS)); \
+	@start=$$(date +%s); status=0; n=0; total=$(words $(EXPERIMENTS)); \
 	for experiment in $(EXPERIMENTS); do \
 		n=$$((n + 1)); echo "== sweep $$n/$$total: $$experiment"; \
 		$(PY) -m bench experiment=$$experiment hydra/launcher=joblib $(SWEEP_ARGS) || status=1; \
 	done; \
-	$(MAKE) --no-print-directory collect || status=1; \
+	jobs=$$($(PY) -m bench.collect $(RUNS) --out $(RESULTS)) || status=1; echo "$$jobs"; \
 	$(MAKE) --no-print-directory report || status=1; \
+	seconds=$$(( $$(date +%s) - start )); \
+	echo "== sweep: $${jobs#collect: } in $$((seconds / 60)) min $$((seconds % 60)) s"; \
 	exit $$status
 
 collect: $(STAMP) ## Collect runs/ into reports/results.parquet; exit 3 if a job failed or is partial

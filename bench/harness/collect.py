@@ -182,7 +182,20 @@ class Collection:
 
     frame: pd.DataFrame
     problems: list[Problem]
-    jobs: int
+    statuses: dict[str, int]  # readable jobs by outcome: ok, diverged, failed, partial
+
+    @property
+    def jobs(self) -> int:
+        return sum(self.statuses.values())
+
+    def summary(self) -> str:
+        """``'17 jobs: 15 ok, 1 diverged, 1 failed, 0 partial; 0 unreadable'``."""
+        unreadable = sum(p.kind == "unreadable" for p in self.problems)
+        counts = ", ".join(f"{self.statuses.get(k, 0)} {k}" for k in JOB_OUTCOMES)
+        return f"{self.jobs} jobs: {counts}; {unreadable} unreadable"
+
+
+JOB_OUTCOMES = ("ok", "diverged", "failed", "partial")
 
 
 def collect_runs(runs_dir: Path | str) -> Collection:
@@ -191,7 +204,7 @@ def collect_runs(runs_dir: Path | str) -> Collection:
     runs_dir = Path(runs_dir)
     table: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    jobs = 0
+    statuses: dict[str, int] = {}
     for path in sorted(runs_dir.rglob(results.RESULT_FILE)):
         try:
             result = JobResult.read(path)
@@ -202,15 +215,17 @@ def collect_runs(runs_dir: Path | str) -> Collection:
         except (KeyError, TypeError, ValueError) as error:  # a config that lacks a column
             problems.append(Problem(path, "unreadable", f"malformed result ({error!r})"))
             continue
-        jobs += 1
         table += job_rows
+        outcome = result.status
         if result.status == "failed":
             problems.append(Problem(path, "failed", result.error or "no error message"))
         elif reason := result.incomplete():
+            outcome = "partial"
             problems.append(Problem(path, "partial", f"{reason} (resume: re-run the same command)"))
+        statuses[outcome] = statuses.get(outcome, 0) + 1
     frame = newest_per_fold(conform(pd.DataFrame(table, columns=list(COLUMNS))))
     frame = frame.sort_values([*SETTING, "fold", "epoch"], ignore_index=True)
-    return Collection(frame, problems, jobs)
+    return Collection(frame, problems, statuses)
 
 
 def collect(runs_dir: Path | str) -> pd.DataFrame:
@@ -257,13 +272,6 @@ def main(argv: list[str] | None = None) -> int:
             f"collect: no readable results under {args.runs_dir}; nothing written", file=sys.stderr
         )
         return 3 if found.problems else 1
-    counts = {
-        k: sum(p.kind == k for p in found.problems) for k in ("failed", "partial", "unreadable")
-    }
-    print(
-        f"collect: {len(found.frame)} rows from {found.jobs} jobs ("
-        + ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        + f") -> {args.out}"
-    )
+    print(f"collect: {found.summary()}; {len(found.frame)} rows -> {args.out}")
     # the table is written either way; the status says it is incomplete
     return 3 if found.problems else 0

@@ -473,12 +473,13 @@ def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tu
     table = variance.variance_table(df)
     final = views.final_rows(data, ["vary"])
     levels = views.level_order("vary", final["vary"].unique())
-    order = [label(v) for v in levels]
-    palette = _palette("vary", levels)
+    order = [label(v).replace(" (", "\n(") for v in levels]  # two-line ticks: they fit
+    palette = dict(zip(order, _palette("vary", levels).values(), strict=True))
     fig = Figure(figsize=(11.0, 4.6), layout="constrained")
     a, b = fig.subplots(1, 2)
     sns.swarmplot(  # a deterministic layout (a strip plot's jitter is random)
-        data=final.assign(_x=final["vary"].map(label)), x="_x", y="test_error", order=order,
+        data=final.assign(_x=final["vary"].map(dict(zip(levels, order, strict=True)))),
+        x="_x", y="test_error", order=order,
         hue="_x", hue_order=order, palette=palette, size=4, legend=False, ax=a,
     )  # fmt: skip
     a.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))

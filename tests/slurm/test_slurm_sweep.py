@@ -27,7 +27,7 @@ SMALL = ["epochs=3", "folds=2", "batch_size=50", "data.n_train=200", "data.n_tes
 #: four jobs (one per activation) of two folds
 SWEEP = ["experiment=fig2_activations", *SMALL]
 #: a short job, and a long one to kill after its first fold: a fold takes about 10 s here, far
-#: longer than the scancel and the 2 s KillWait (slurm.conf.in) before its SIGKILL
+#: longer than the scancel and the 1 s KillWait (slurm.conf.in) before its SIGKILL
 KILLED = ["name=slurm_killed", "epochs=3,12000", "folds=2", *SMALL[2:]]
 #: the long job's directory (Hydra's override_dirname: the job's overrides, sorted)
 LONG_JOB = "batch_size=50,data.n_test=100,data.n_train=200,epochs=12000,folds=2"
@@ -141,7 +141,7 @@ def test_job_killed_by_the_scheduler_is_reported_then_resumed(cluster, tmp_path)
             assert time.monotonic() < deadline, "the long job never finished a fold" + logs(runs)
             time.sleep(0.2)
         task = slurm_job_id(long_job)
-        cluster.run("scancel", task)  # SIGTERM (submitit ignores it), 2 s KillWait, SIGKILL
+        cluster.run("scancel", task)  # SIGTERM (submitit ignores it), 1 s KillWait, SIGKILL
         cancelled = time.monotonic()
         output, _ = sweep.communicate(timeout=180)  # ends: the sacct shim reports CANCELLED
         ended = time.monotonic() - cancelled

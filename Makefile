@@ -13,7 +13,7 @@ RESULTS     := reports/results.parquet
 SWEEP_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow lint format clean sweep collect report bench
+.PHONY: help install test test-slow test-slurm lint format clean sweep collect report bench
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,10 +35,13 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: lint ## Lint, then run the test suite (fast; benchmarks run once, untimed)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not slurm"
 
 test-slow: $(STAMP) ## Run the slow end-to-end checks too
 	$(PY) -m pytest -q
+
+test-slurm: $(STAMP) ## A sweep on a throwaway one-node SLURM (root on Debian: installs it; else skips)
+	$(PY) -m pytest -q -rA -m slurm tests/slurm
 
 sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), collect, build reports/
 	@start=$$(date +%s); status=0; n=0; total=$(words $(EXPERIMENTS)); \

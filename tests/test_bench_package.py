@@ -79,3 +79,20 @@ def test_wheel_ships_the_config_tree_and_runs_a_job_from_any_directory(tmp_path)
         check=True,
     )
     assert str(env_dir) in located.stdout and str(ROOT) not in located.stdout
+    preset = subprocess.run(  # a config group two levels deep ships too
+        [
+            str(python),
+            "-m",
+            "bench",
+            "hydra/launcher=slurm",
+            "--cfg",
+            "hydra",
+            "-p",
+            "hydra.launcher",
+        ],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert preset.returncode == 0 and "SlurmLauncher" in preset.stdout, preset.stderr

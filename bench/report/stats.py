@@ -69,34 +69,27 @@ def interval(
         return Interval(estimate, math.nan, math.nan, n)
     if all(np.all(d == d[0]) for d in data):  # degenerate: every resample gives the estimate
         return Interval(estimate, estimate, estimate, n)
+    low, high = _bootstrap(data, statistic, paired, "BCa")
+    if not (math.isfinite(low) and math.isfinite(high)):  # BCa undefined: the percentile one
+        low, high = _bootstrap(data, statistic, paired, "percentile")
+    return Interval(estimate, low, high, n)
+
+
+def _bootstrap(
+    data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], paired: bool, method: str
+) -> tuple[float, float]:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # BCa's own warning when it cannot be computed
+        warnings.simplefilter("ignore")  # scipy's own warning when BCa cannot be computed
         result = stats.bootstrap(
             data,
             statistic,
             n_resamples=N_RESAMPLES,
             paired=paired,
             confidence_level=CONFIDENCE,
-            method="BCa",
+            method=method,
             rng=np.random.default_rng(SEED),
         )
-    low, high = (
-        float(v) for v in (result.confidence_interval.low, result.confidence_interval.high)
-    )
-    if not (math.isfinite(low) and math.isfinite(high)):  # BCa undefined: fall back to percentile
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = stats.bootstrap(
-                data,
-                statistic,
-                n_resamples=N_RESAMPLES,
-                paired=paired,
-                confidence_level=CONFIDENCE,
-                method="percentile",
-                rng=np.random.default_rng(SEED),
-            )
-        low, high = (float(result.confidence_interval.low), float(result.confidence_interval.high))
-    return Interval(estimate, low, high, n)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def greater_than(value: Interval, threshold: float = 0.0) -> str:

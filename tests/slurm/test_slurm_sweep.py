@@ -32,7 +32,8 @@ KILLED = ["name=slurm_killed", "epochs=3,12000", "folds=2", *SMALL[2:]]
 #: the long job's directory (Hydra's override_dirname: the job's overrides, sorted)
 LONG_JOB = "batch_size=50,data.n_test=100,data.n_train=200,epochs=12000,folds=2"
 #: columns that hold the clock, not the computation
-TIMING = ["train_seconds", "finished"]
+# the clock, and the commit the code was at when each side ran (not part of the results)
+TIMING = ["train_seconds", "finished", "git_commit"]
 
 
 def bench(*args: str) -> list[str]:

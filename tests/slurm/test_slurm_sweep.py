@@ -31,8 +31,7 @@ SWEEP = ["experiment=fig2_activations", *SMALL]
 KILLED = ["name=slurm_killed", "epochs=3,12000", "folds=2", *SMALL[2:]]
 #: the long job's directory (Hydra's override_dirname: the job's overrides, sorted)
 LONG_JOB = "batch_size=50,data.n_test=100,data.n_train=200,epochs=12000,folds=2"
-#: columns that hold the clock, not the computation
-# the clock, and the commit the code was at when each side ran (not part of the results)
+#: columns that hold the clock, or the commit each side ran at: not the computation
 TIMING = ["train_seconds", "finished", "git_commit"]
 
 

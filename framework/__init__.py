@@ -9,8 +9,23 @@
     model.backward(criterion.backward())
     optimizer.step()
 
+M models of one architecture train as one batched program (per-model losses, per-model
+learning rates):
+
+    stacked = fw.stack([make_model() for _ in range(M)])       # weights (M, out, in)
+    criterion = fw.StackedLoss(fw.MSELoss())                   # losses (M,)
+    optimizer = fw.optim.SGD(stacked.parameters(), lr=torch.logspace(-3, 0, M))
+    losses = criterion(stacked(x), y)                          # x (M, B, in), y (M, B, out)
+    optimizer.zero_grad()
+    stacked.backward(criterion.backward())
+    optimizer.step()
+    models = fw.unstack(stacked)                               # M ordinary models
+
 No torch.nn, torch.optim or torch.autograd: every gradient is computed by the modules' own
 ``backward``. Names, arguments, defaults and ``state_dict`` keys follow PyTorch's nn and optim.
+A training step reads nothing back to the host (no ``.item()``, no Python ``if`` on a tensor), so
+on a GPU it never waits for the device; value checks that would (BCE's [0, 1] domain, class
+indices) are opt-in (``check=True``) or a ``validate`` call at evaluation.
 """
 
 from . import init, optim
@@ -21,9 +36,10 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
-from .loss import BCELoss, CrossEntropyLoss, Loss, MSELoss
+from .loss import BCELoss, CrossEntropyLoss, Loss, MSELoss, StackedLoss
 from .module import Buffer, Module, Parameter
 from .pooling import MaxPool2d
+from .stack import StackedLinear, StackedSequential, stack, unstack
 
 __all__ = [
     "ELU",
@@ -47,7 +63,12 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "StackedLinear",
+    "StackedLoss",
+    "StackedSequential",
     "Tanh",
     "init",
     "optim",
+    "stack",
+    "unstack",
 ]

@@ -137,12 +137,16 @@ class _BatchNorm(Module):
 
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
         self.num_batches_tracked.data.add_(1)
-        if self.momentum is None:  # cumulative moving average: reads the counter back
-            factor = 1.0 / self.num_batches_tracked.data.item()
-        else:
-            factor = self.momentum
+        unbiased = count / (count - 1)  # the running variance is the unbiased one: σ² · n/(n − 1)
+        if self.momentum is None:
+            # Cumulative moving average, m = 1 / num_batches_tracked: computed on the device
+            # (reading the counter back would wait for it every step).
+            factor = self.num_batches_tracked.data.to(mean.dtype).reciprocal()  # 0-dim tensor
+            self.running_mean.data.mul_(1 - factor).add_(mean * factor)
+            self.running_var.data.mul_(1 - factor).add_(var * (factor * unbiased))
+            return
+        factor = self.momentum
         self.running_mean.data.mul_(1 - factor).add_(mean, alpha=factor)
-        # The running variance is the unbiased one: σ² · n / (n − 1).
         self.running_var.data.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:

@@ -61,12 +61,23 @@ class Parameter:
 
     Unlike torch, `grad` is allocated (zeros) at creation and is only ever updated in place,
     so an optimizer may move both into its flat buffers (`_flat`, the group that holds them).
+
+    ``stacked=True`` marks the parameter of M stacked models (`framework.stack`): dimension 0
+    indexes the model, so an optimizer may give it per-model hyperparameters (shape ``(M,)``).
     """
 
-    def __init__(self, data: torch.Tensor) -> None:
+    def __init__(self, data: torch.Tensor, *, stacked: bool = False) -> None:
+        if stacked and data.dim() == 0:
+            raise ValueError("a stacked Parameter needs a leading model dimension, got a scalar")
         self.data = data
         self.grad = torch.zeros_like(data)
+        self.stacked = stacked
         self._flat: FlatGroup | None = None
+
+    @property
+    def models(self) -> int | None:
+        """M, the number of stacked models (dimension 0), or None for an ordinary parameter."""
+        return self.data.shape[0] if self.stacked else None
 
     @property
     def shape(self) -> torch.Size:

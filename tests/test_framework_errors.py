@@ -74,11 +74,34 @@ def test_loss_rejects_prediction_target_shape_mismatch(loss):
     ],
     ids=["target_above_1", "target_below_0", "prediction_above_1", "prediction_below_0"],
 )
-def test_bce_rejects_values_outside_0_1(prediction, target, message):
+@pytest.mark.parametrize("how", ["check=True", "validate", "stacked check=True"])
+def test_bce_rejects_values_outside_0_1(prediction, target, message, how):
+    """The range check reads two values back, so it is opt-in (a training step makes none):
+    ``check=True`` in every forward, or ``BCELoss.validate`` once (at evaluation)."""
     predictions = torch.tensor([[0.5], [prediction]])
     targets = torch.tensor([[0.5], [target]])
     with pytest.raises(ValueError, match=message):
-        fw.BCELoss()(predictions, targets)
+        if how == "check=True":
+            fw.BCELoss(check=True)(predictions, targets)
+        elif how == "validate":
+            fw.BCELoss.validate(predictions, targets)
+        else:
+            fw.StackedLoss(fw.BCELoss(check=True))(predictions.expand(3, 2, 1), targets)
+
+
+@pytest.mark.parametrize("prediction", [1.5, -0.1], ids=["above_1", "below_0"])
+def test_bce_without_check_gives_nan_for_a_prediction_outside_0_1(prediction):
+    """Without the opt-in check nothing is read back: the log of a prediction outside [0, 1]
+    makes the loss NaN (what a diverged model gives), so the mistake still shows."""
+    loss = fw.BCELoss()(torch.tensor([[0.5], [prediction]]), torch.tensor([[0.5], [1.0]]))
+    assert torch.isnan(loss)
+
+
+def test_bce_check_accepts_the_closed_interval_and_nan():
+    fw.BCELoss.validate(torch.tensor([0.0, 1.0, 0.5]), torch.tensor([1.0, 0.0, 0.25]))
+    # NaN passes: a diverged model gets a NaN loss, not an error.
+    loss = fw.BCELoss(check=True)(torch.tensor([math.nan, 0.5]), torch.tensor([1.0, 0.0]))
+    assert torch.isnan(loss)
 
 
 @pytest.mark.parametrize("reduction", ["none", "avg", None])
@@ -766,6 +789,15 @@ BAD_CROSS_ENTROPY = {
 
 @pytest.mark.parametrize("name", BAD_CROSS_ENTROPY)
 def test_cross_entropy_rejects_bad_operands_clearly(name):
+    """(The class-index range is checked with ``check=True``: it reads values back.)"""
     prediction, target, error, message = BAD_CROSS_ENTROPY[name]
     with pytest.raises(error, match=message):
-        fw.CrossEntropyLoss()(prediction, target)
+        fw.CrossEntropyLoss(check=True)(prediction, target)
+
+
+@pytest.mark.parametrize("target", [[0, 4, 1], [0, -1, 1]], ids=["above_range", "negative"])
+def test_cross_entropy_without_check_still_refuses_bad_indices_on_cpu(target):
+    """Without the opt-in check, torch's gather refuses an index out of range on the CPU (its
+    own message; on a GPU a device-side assert)."""
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        fw.CrossEntropyLoss()(torch.zeros(3, 4), torch.tensor(target))

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import Optimizer, check_range
+from .optimizer import FlatGroup, Optimizer, add_scaled, check_range, is_zero
 
 
 class Adam(Optimizer):
@@ -67,9 +67,8 @@ class Adam(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_avg_sq")
 
-    def _update(
-        self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
-    ) -> None:
+    def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:
+        param, grad, state = flat.data, flat.grad, flat.state
         beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
@@ -83,11 +82,27 @@ class Adam(Optimizer):
             scratch = state["_denominator"] = torch.empty_like(param)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        if group["weight_decay"] != 0:
-            grad = grad.add(param, alpha=group["weight_decay"])
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = group["lr"] / (1 - beta1**step)
+        weight_decay = flat.vector(group["weight_decay"], "weight_decay")
+        if not is_zero(weight_decay):
+            grad = add_scaled(grad, weight_decay, param)
+        exp_avg.lerp_(grad, flat.vector(beta1, "1 - beta1", lambda b: 1 - b))
+        exp_avg_sq.mul_(flat.vector(beta2, "beta2"))
+        if isinstance(beta2, torch.Tensor):
+            exp_avg_sq.addcmul_(grad * flat.vector(beta2, "1 - beta2", lambda b: 1 - b), grad)
+        else:
+            exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
+        # Per-model betas: the bias corrections are vectors, recomputed each step (2 kernels).
+        bias_correction1 = 1 - flat.vector(beta1, "beta1") ** step
+        bias_correction2 = 1 - flat.vector(beta2, "beta2") ** step
+        step_size = flat.vector(group["lr"], "lr") / bias_correction1
         denominator = torch.sqrt(exp_avg_sq, out=scratch)
-        denominator.div_(math.sqrt(1 - beta2**step)).add_(group["eps"])
-        param.addcdiv_(exp_avg, denominator, value=-step_size)
+        if isinstance(bias_correction2, torch.Tensor):
+            denominator.div_(bias_correction2.sqrt_())
+        else:
+            denominator.div_(math.sqrt(bias_correction2))
+        denominator.add_(flat.vector(group["eps"], "eps"))
+        if isinstance(step_size, torch.Tensor):
+            # m / (denominator / step size): the per-model step size in the same fused update.
+            param.addcdiv_(exp_avg, denominator.div_(step_size), value=-1)
+        else:
+            param.addcdiv_(exp_avg, denominator, value=-step_size)

@@ -10,12 +10,21 @@ The tensors are not replaced by views of the buffer: each ``Parameter``'s own ``
 parameters). A reference a user took before (``layer.weight.data``, a ``model.state_dict()``
 entry, ``layer.weight.grad``) is that same object, so it keeps following the model, as in torch.
 Only a view or slice taken *before* the optimizer was built keeps the old storage.
+
+Per-model hyperparameters: for the parameters of M stacked models (`framework.stack`, whose
+dimension 0 indexes the model) any hyperparameter may be a tensor of shape ``(M,)`` instead of a
+float, so one stacked program trains, say, a grid of M learning rates. The group's flat buffer is
+laid out parameter after parameter, each parameter's M slices one after another, so the update
+multiplies by a per-element vector (the M values, each repeated over its model's elements: built
+once and cached until the tensor is replaced or changed in place), one fused kernel like the
+float's. Tensor values are validated when the optimizer (or a group, or a state dict) is given
+them: a step reads nothing back to the host.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +41,8 @@ class FlatGroup:
         self.params = params
         self.shapes = [param.shape for param in params]
         self.state: dict[str, Any] = {}
+        # Per-element vectors of tensor hyperparameters: {name: (source, its version, vector)}.
+        self._vectors: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self._flatten()
 
     def _flatten(self) -> None:
@@ -86,6 +97,37 @@ class FlatGroup:
             for key, value in self.state.items()
         }
 
+    def vector(
+        self,
+        value: float | torch.Tensor,
+        name: str = "",
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> float | torch.Tensor:
+        """A float as it is (``transform``-ed, e.g. ``1 − β``); a per-model tensor ``(M,)``
+        (every parameter stacked, M models) as a vector over the flat buffer, each model's value
+        repeated over its elements (then ``transform``-ed), cached under ``name``: rebuilt only
+        when the tensor is replaced or changed in place (its version counter moves), or the
+        buffer's dtype or device changed."""
+        if not isinstance(value, torch.Tensor):
+            return value if transform is None else transform(value)
+        cached = self._vectors.get(name)
+        if (
+            cached is not None
+            and cached[0] is value
+            and cached[1] == value._version
+            and cached[2].dtype == self.data.dtype
+            and cached[2].device == self.data.device
+        ):
+            return cached[2]
+        per_model = value.detach().to(self.data)  # (M,)
+        vector = torch.cat(
+            [per_model.repeat_interleave(param.numel() // param.shape[0]) for param in self.params]
+        )
+        if transform is not None:
+            vector = transform(vector)
+        self._vectors[name] = (value, value._version, vector)
+        return vector
+
     def param_states(self) -> list[dict[str, Any]]:
         """The state of each parameter as torch.optim holds it: views of the flat state, shaped
         like the parameter (they follow the optimizer, like torch's), and ``step`` as a tensor."""
@@ -111,15 +153,66 @@ def check_range(
     name: str, value: Any, low: float, high: float = math.inf, *, open_high: bool = False
 ) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is a finite number in [low, high]
-    ([low, high) if open_high)."""
+    ([low, high) if open_high), or a floating-point tensor of shape ``(M,)`` of such numbers
+    (per-model values; read back here, once: a meta tensor, which has no values, passes)."""
+    bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or value.dim() != 1 or value.numel() == 0:
+            raise ValueError(
+                f"Invalid {name}: a tensor {name} must hold one floating-point value per model, "
+                f"shape (M,); got dtype {value.dtype} and shape {tuple(value.shape)}"
+            )
+        if value.device.type == "meta":
+            return
+        for index, exact in enumerate(value.tolist()):
+            number = float(f"{exact:.8g}")  # shown: float32's 0.1 as 0.1
+            if not math.isfinite(exact):
+                raise ValueError(f"Invalid {name}: {number!r} for model {index} (must be finite)")
+            if exact < low or (exact >= high if open_high else exact > high):
+                raise ValueError(
+                    f"Invalid {name}: {number!r} for model {index} (must be in {bound})"
+                )
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"Invalid {name}: {value!r} (must be finite)")
     above = value >= high if open_high else value > high
     if value < low or above:
-        bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         raise ValueError(f"Invalid {name}: {value!r} (must be in {bound})")
+
+
+def values(value: float | torch.Tensor) -> list[float]:
+    """A hyperparameter's value(s) for checks at construction: a float, or a per-model tensor
+    read back (none for a meta tensor)."""
+    if not isinstance(value, torch.Tensor):
+        return [value]
+    return [] if value.device.type == "meta" else value.tolist()
+
+
+def is_zero(value: float | torch.Tensor) -> bool:
+    """Whether a hyperparameter is the float 0 (a term the update can skip); a per-model tensor
+    never is (it is not read back in a step)."""
+    return not isinstance(value, torch.Tensor) and value == 0
+
+
+def add_scaled(
+    tensor: torch.Tensor, factor: float | torch.Tensor, other: torch.Tensor
+) -> torch.Tensor:
+    """``tensor + factor · other`` (new tensor), ``factor`` a float or a per-element vector."""
+    if isinstance(factor, torch.Tensor):
+        return tensor.addcmul(other, factor)
+    return tensor.add(other, alpha=factor)
+
+
+def add_scaled_(
+    tensor: torch.Tensor, factor: float | torch.Tensor, other: torch.Tensor, sign: float = 1.0
+) -> torch.Tensor:
+    """``tensor += sign · factor · other`` in place, ``factor`` a float or a per-element vector
+    (one fused kernel either way)."""
+    if isinstance(factor, torch.Tensor):
+        return tensor.addcmul_(other, factor, value=sign)
+    return tensor.add_(other, alpha=sign * factor)
 
 
 class Optimizer:
@@ -186,6 +279,27 @@ class Optimizer:
                 )
         check_range("lr", group["lr"], 0.0)
         check_range("weight_decay", group["weight_decay"], 0.0)
+        self._check_per_model(group)
+
+    def _check_per_model(self, group: dict[str, Any]) -> None:
+        """A tensor hyperparameter ``(M,)`` needs every parameter of its group stacked, with M
+        models (its values are checked by `check_range`)."""
+        for key, value in group.items():
+            items = value if isinstance(value, tuple) else (value,)  # Adam's betas: a pair
+            for tensor in (item for item in items if isinstance(item, torch.Tensor)):
+                models = tensor.shape[0]
+                for index, param in enumerate(group["params"]):
+                    if not param.stacked or param.shape[0] != models:
+                        what = (
+                            f"stacked with {param.shape[0]} models"
+                            if param.stacked
+                            else f"not stacked (shape {tuple(param.shape)})"
+                        )
+                        raise ValueError(
+                            f"{key} is a tensor of {models} per-model values: every parameter of "
+                            f"its group must be the parameter of {models} stacked models "
+                            f"(framework.stack); parameter {index} is {what}"
+                        )
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The per-parameter state keys torch.optim holds for ``group`` once it has stepped."""
@@ -206,11 +320,11 @@ class Optimizer:
         """Apply one update to every parameter group."""
         for group, flat in zip(self.param_groups, self._flat, strict=True):
             flat.sync()
-            self._update(group, flat.state, flat.data, flat.grad)
+            self._update(group, flat)
 
-    def _update(
-        self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
-    ) -> None:
+    def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:
+        """One step of ``group``: ``flat.data`` from ``flat.grad`` and ``flat.state``; a tensor
+        hyperparameter as its per-element ``flat.vector``."""
         raise NotImplementedError
 
     @property

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import Optimizer, check_range
+from .optimizer import FlatGroup, Optimizer, add_scaled, add_scaled_, check_range, is_zero
 
 
 class RMSprop(Optimizer):
@@ -73,32 +73,48 @@ class RMSprop(Optimizer):
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         keys = ("step", "square_avg")
-        keys += ("momentum_buffer",) if group["momentum"] > 0 else ()
+        keys += ("momentum_buffer",) if self._momentum(group) else ()
         return keys + (("grad_avg",) if group["centered"] else ())
 
-    def _update(
-        self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
-    ) -> None:
-        alpha, momentum = group["alpha"], group["momentum"]
+    @staticmethod
+    def _momentum(group: dict[str, Any]) -> bool:
+        """Whether the group keeps a momentum buffer: μ > 0, or per-model μ (a model with μ = 0
+        then gets b = g / avg, torch's update without momentum)."""
+        momentum = group["momentum"]
+        return isinstance(momentum, torch.Tensor) or momentum > 0
+
+    def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:
+        param, grad, state = flat.data, flat.grad, flat.state
         if not state:
             state["step"] = 0
             state["square_avg"] = torch.zeros_like(param)
-            if momentum > 0:
+            if self._momentum(group):
                 state["momentum_buffer"] = torch.zeros_like(param)
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(param)
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad.add(param, alpha=group["weight_decay"])
-        square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        weight_decay = flat.vector(group["weight_decay"], "weight_decay")
+        if not is_zero(weight_decay):
+            grad = add_scaled(grad, weight_decay, param)
+        alpha = group["alpha"]
+        square_avg = state["square_avg"].mul_(flat.vector(alpha, "alpha"))
+        if isinstance(alpha, torch.Tensor):
+            square_avg.addcmul_(grad * flat.vector(alpha, "1 - alpha", lambda a: 1 - a), grad)
+        else:
+            square_avg.addcmul_(grad, grad, value=1 - alpha)
         if group["centered"]:
-            grad_avg = state["grad_avg"].lerp_(grad, 1 - alpha)
+            grad_avg = state["grad_avg"].lerp_(
+                grad, flat.vector(alpha, "1 - alpha", lambda a: 1 - a)
+            )
             average = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
         else:
             average = square_avg.sqrt()
-        average.add_(group["eps"])
-        if momentum > 0:
-            buffer = state["momentum_buffer"].mul_(momentum).addcdiv_(grad, average)
-            param.add_(buffer, alpha=-group["lr"])
+        average.add_(flat.vector(group["eps"], "eps"))
+        lr = flat.vector(group["lr"], "lr")
+        if self._momentum(group):
+            buffer = state["momentum_buffer"].mul_(flat.vector(group["momentum"], "momentum"))
+            add_scaled_(param, lr, buffer.addcdiv_(grad, average), sign=-1.0)
+        elif isinstance(lr, torch.Tensor):
+            param.addcdiv_(grad, average.div_(lr), value=-1)  # g / (avg / lr), one fused update
         else:
-            param.addcdiv_(grad, average, value=-group["lr"])
+            param.addcdiv_(grad, average, value=-lr)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import Optimizer, check_range
+from .optimizer import FlatGroup, Optimizer, add_scaled, add_scaled_, check_range, is_zero, values
 
 
 class SGD(Optimizer):
@@ -61,23 +61,32 @@ class SGD(Optimizer):
         super()._validate(group)
         check_range("momentum", group["momentum"], 0.0)
         check_range("dampening", group["dampening"], 0.0)
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+        momenta, dampenings = values(group["momentum"]), values(group["dampening"])
+        if group["nesterov"] and (any(m <= 0 for m in momenta) or any(d != 0 for d in dampenings)):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
+        if isinstance(group["momentum"], torch.Tensor) and 0 in momenta and any(dampenings):
+            # A per-model momentum keeps a buffer for every model; with μ = 0 it is
+            # b = (1 − τ) g, torch's plain g (no buffer) only when τ = 0.
+            raise ValueError(
+                "a per-model momentum tensor with zeros needs dampening = 0 for those models "
+                "(torch's momentum = 0 ignores dampening)"
+            )
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+        return () if is_zero(group["momentum"]) else ("momentum_buffer",)
 
-    def _update(
-        self, group: dict[str, Any], state: dict[str, Any], param: torch.Tensor, grad: torch.Tensor
-    ) -> None:
-        momentum = group["momentum"]
-        if group["weight_decay"] != 0:
-            grad = grad.add(param, alpha=group["weight_decay"])
-        if momentum != 0:
+    def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:
+        param, grad, state = flat.data, flat.grad, flat.state
+        weight_decay = flat.vector(group["weight_decay"], "weight_decay")
+        if not is_zero(weight_decay):
+            grad = add_scaled(grad, weight_decay, param)
+        if not is_zero(group["momentum"]):
+            momentum = flat.vector(group["momentum"], "momentum")
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = grad.clone()
             else:
-                buffer.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-            grad = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
-        param.add_(grad, alpha=-group["lr"])
+                keep = flat.vector(group["dampening"], "1 - dampening", lambda d: 1 - d)
+                add_scaled_(buffer.mul_(momentum), keep, grad)
+            grad = add_scaled(grad, momentum, buffer) if group["nesterov"] else buffer
+        add_scaled_(param, flat.vector(group["lr"], "lr"), grad, sign=-1.0)

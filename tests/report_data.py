@@ -20,16 +20,19 @@ ALL_EXPERIMENTS = tuple(views.EXPERIMENTS)
 BASE = dict(views.DEFAULTS)  # the configuration each experiment holds fixed
 
 
-def _sweep(name: str) -> tuple[str, tuple[str, ...]]:
-    """The (column, values) an experiment's jobs differ in (fig5 trains both frameworks in each
-    job, so its jobs differ only in dtype)."""
+def _sweep(name: str) -> tuple[str, tuple[str, ...], list[dict[str, str]]]:
+    """The (column, values) an experiment's jobs differ in first, and every combination of the
+    other columns they differ in (fig5 trains both frameworks in each job; its jobs differ in
+    dtype, then engine)."""
     expected = catalog.experiments()[name].expected()
     expected.pop("framework", None)
-    ((column, values),) = expected.items()
-    return column, values
+    (column, values), *others = expected.items()
+    combos = [dict(zip([c for c, _ in others], vs, strict=True))
+              for vs in itertools.product(*(v for _, v in others))]  # fmt: skip
+    return column, values, combos
 
 
-# (column, values) swept by each experiment, as its file in conf/experiment says.
+# (column, values, other combinations) swept by each experiment, as its conf file says.
 SWEEPS = {name: _sweep(name) for name in ALL_EXPERIMENTS}
 
 # Final test error and decay rate (per epoch) per swept level: the paper's story.
@@ -103,13 +106,13 @@ def make_results(
     names = list(experiments) + ([extra_experiment] if extra_experiment else [])
     rows = []
     for exp in names:
-        column, values = SWEEPS.get(exp, ("activation", ("relu",)))
+        column, values, combos = SWEEPS.get(exp, ("activation", ("relu",), [{}]))
         known = catalog.experiments().get(exp)
-        for value in values:
-            config = {**BASE, **(known.fixed() if known else {}), column: value}
+        for value, combo in itertools.product(values, combos):
+            config = {**BASE, **(known.fixed() if known else {}), column: value, **combo}
             both = known is not None and "framework" in known.expected()
             frameworks = ("custom", "torch") if both else ("custom",)
-            job = f"{column}={value}"
+            job = ",".join(f"{k}={v}" for k, v in {column: value, **combo}.items())
             common = {
                 "experiment": exp,
                 "seed": seed,

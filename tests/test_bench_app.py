@@ -50,7 +50,7 @@ def test_same_command_twice_gives_identical_results_but_timing(tmp_path):
 def test_finished_job_is_skipped_not_recomputed(tmp_path, monkeypatch):
     cfg = compose(*SMALL)
     first = app.run(cfg, tmp_path)
-    monkeypatch.setattr(app, "run_fold", lambda *a: pytest.fail("recomputed a finished job"))
+    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("recomputed a finished job"))
     assert app.run(cfg, tmp_path) == first
 
 
@@ -80,13 +80,13 @@ def test_job_that_raises_records_failed_and_collect_still_works(tmp_path, monkey
         raise RuntimeError("boom in fold")
 
     app.run(compose(*SMALL, "activation=tanh"), tmp_path / "good")
-    monkeypatch.setattr(app, "run_fold", explode)
+    monkeypatch.setattr(app, "run_models", explode)
     failed = app.run(compose(*SMALL), tmp_path / "bad")
     assert failed.status == "failed" and "boom in fold" in failed.error
     monkeypatch.undo()
     # a failed job is retried on the next run, not skipped
     assert app.run(compose(*SMALL), tmp_path / "bad").status == "ok"
-    monkeypatch.setattr(app, "run_fold", explode)
+    monkeypatch.setattr(app, "run_models", explode)
     app.run(compose(*SMALL, "loss=bce"), tmp_path / "bad2")
     frame = collect.collect(tmp_path)
     assert set(frame["status"]) == {"ok", "failed"}
@@ -107,7 +107,7 @@ def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
     frame = collect.collect(tmp_path)
     assert set(frame["status"]) == {"diverged"}
     # a finished, diverged job is a result: not recomputed
-    monkeypatch.setattr(app, "run_fold", lambda *a: pytest.fail("recomputed a diverged job"))
+    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("recomputed a diverged job"))
     assert app.run(cfg, tmp_path).started == result.started
 
 
@@ -132,7 +132,7 @@ def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
 def test_bad_value_raises_config_error_naming_key_before_training(
     tmp_path, monkeypatch, override, key
 ):
-    monkeypatch.setattr(app, "run_fold", lambda *a: pytest.fail("trained on a bad config"))
+    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("trained on a bad config"))
     with pytest.raises(app.config.ConfigError, match=key.replace("[", r"\[")):
         app.run(compose(*SMALL, *override.split()), tmp_path)
     assert not (tmp_path / "result.json").exists()

@@ -39,7 +39,7 @@ def test_smoke_multirun_2_configs_2_folds_3_epochs_then_collect(tmp_path, launch
     )
     assert out.returncode == 0, out.stderr
     assert len(sweep_results(sweep)) == 2
-    assert "fold 2/2" in out.stdout + out.stderr  # per-fold progress lines
+    assert "folds 1-2/2" in out.stdout + out.stderr  # the stacked engine's progress line
     table = tmp_path / "results.parquet"
     collected = subprocess.run(
         [sys.executable, "-m", "bench.collect", str(tmp_path / "runs"), "--out", str(table)],

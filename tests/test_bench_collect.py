@@ -35,7 +35,7 @@ def test_more_folds_of_the_same_config_are_merged_not_double_counted(tmp_path):
 
 
 def test_report_keeps_newest_settings_and_lists_the_other_job(tmp_path):
-    base = [*SMALL, "framework=both", "name=fig5_frameworks"]
+    base = [*SMALL, "framework=both", "name=fig5_frameworks", "engine=sequential"]
     app.run(compose(*base, "batch_size=20"), tmp_path / "old")
     app.run(compose(*base), tmp_path / "new")
     frame = collect.collect(tmp_path)
@@ -53,7 +53,7 @@ def test_report_keeps_newest_settings_and_lists_the_other_job(tmp_path):
 
 def test_collect_cli_exits_3_when_a_job_failed_but_writes_the_table(tmp_path, monkeypatch):
     app.run(compose(*SMALL), tmp_path / "runs" / "good")
-    monkeypatch.setattr(app, "run_fold", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(app, "run_models", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
     app.run(compose(*SMALL, "loss=bce"), tmp_path / "runs" / "bad")
     out = tmp_path / "table.parquet"
     assert collect.main([str(tmp_path / "runs"), "--out", str(out)]) == 3

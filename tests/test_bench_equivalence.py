@@ -11,14 +11,15 @@ import itertools
 import math
 
 import pytest
-from bench_utils import compose
+from bench_utils import cli, compose
 
-from bench.harness import app, catalog
+from bench.harness import app, catalog, collect, config
 
-# every option of each config group (the conf/ tree is the one list)
-ACTIVATIONS, LOSSES, OPTIMIZERS, INITS = (
-    catalog.levels()[group] for group in ("activation", "loss", "optimizer", "init")
+# every option of each config group (the conf/ tree is the one list), the disk task's losses
+ACTIVATIONS, OPTIMIZERS, INITS = (
+    catalog.levels()[group] for group in ("activation", "optimizer", "init")
 )
+LOSSES = config.TASK_LOSSES["disk"]
 GRID = list(itertools.product(ACTIVATIONS, LOSSES, OPTIMIZERS, INITS))
 QUICK = ["framework=both", "epochs=3", "batch_size=50", "data.n_train=200", "data.n_test=100"]
 
@@ -102,3 +103,28 @@ def test_float64_digits_frameworks_agree_per_epoch_to_1e9(model, parity):
         assert ours.test_error == theirs.test_error
     assert custom.epochs[-1].train_loss < custom.epochs[0].train_loss  # it learned
     parity.record(f"equivalence float64 digits {model}", largest_gap(custom, reference))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "adam", "rmsprop"])
+def test_cli_float64_stacked_and_sequential_engines_and_torch_agree_to_1e9(tmp_path, optimizer):
+    """Through the CLI, as users run it: the custom stack, the custom model alone, torch.nn and
+    torch.func's stack, trained on the same folds and a learning-rate grid, agree per epoch."""
+    runs = tmp_path / "runs"
+    for engine in ("sequential", "stacked"):
+        out = cli(
+            "framework=both", "dtype=float64", f"engine={engine}", f"optimizer={optimizer}",
+            "lr_grid=[0.001,0.01]", "folds=3", "epochs=4", "batch_size=50",
+            "data.n_train=200", "data.n_test=100", f"hydra.run.dir={runs}/{engine}",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    frame = collect.collect(runs)
+    assert len(frame) == 2 * 2 * 2 * 3 * 5  # engines × frameworks × lrs × folds × epochs
+    wide = frame.pivot_table(
+        index=["lr", "fold", "epoch"], columns=["engine", "framework"], values="train_loss"
+    )
+    reference = wide[("sequential", "custom")]
+    for column in wide.columns:
+        gap = (wide[column] - reference).abs().max()
+        assert gap <= 1e-9, (column, gap)
+    assert (frame.groupby("engine")["train_seconds"].max() > 0).all()

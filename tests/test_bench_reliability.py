@@ -45,7 +45,7 @@ def test_collect_of_a_runs_dir_where_every_job_failed_lists_them_and_exits_3(tmp
     def explode(cfg, fold):
         raise RuntimeError("loss became a complex number")
 
-    monkeypatch.setattr(app, "run_fold", explode)
+    monkeypatch.setattr(app, "run_models", explode)
     for activation in ("relu", "tanh"):
         app.run(compose(*SMALL, f"activation={activation}"), tmp_path / "runs" / activation)
     out = collect_cli(tmp_path / "runs", tmp_path / "table.parquet")
@@ -178,12 +178,17 @@ def test_large_lr_is_allowed_in_float64_where_it_is_representable():
     app.config.validate(compose(*SMALL, "optimizer.lr=1e300", "dtype=float64"))
 
 
-def test_killed_job_keeps_every_finished_fold_and_resumes_from_the_first_unfinished(tmp_path):
+@pytest.mark.parametrize("engine", ["engine=sequential", "engine=stacked chunk=1"])
+def test_killed_job_keeps_every_finished_fold_and_resumes_from_the_first_unfinished(
+    tmp_path, engine
+):
     """Was: a job wrote nothing until all its folds ended (a long job killed after 3,791 folds
-    lost all of them). Now: ``result.json`` is rewritten atomically after each fold; after
-    ``kill -9`` collect lists the job as partial with its folds, and a re-run trains only the
-    missing folds; the result equals an uninterrupted run's (timings aside)."""
+    lost all of them). Now: ``result.json`` is rewritten atomically after each fold (each chunk
+    of stacked models); after ``kill -9`` collect lists the job as partial with its folds, and a
+    re-run trains only the missing folds; the result equals an uninterrupted run's (timings
+    aside)."""
     args = ["folds=6", "epochs=40", "data.n_train=400", "batch_size=20", "hydra.run.dir=job"]
+    args += engine.split()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench", *args],
         cwd=tmp_path,

@@ -75,7 +75,7 @@ def test_readme_lists_missing_failed_diverged_and_unknown(
         "`initializers` (Initializer figure, weight initializers): not in the results",
         "failed job `fig2_activations` activation=elu: `RuntimeError: synthetic failure",
         "`fig3_optimizers`: Adam: 1 of 3 folds diverged.",
-        "`fig5_frameworks`: PyTorch (torch.nn), float64: not run.",
+        "`fig5_frameworks`: PyTorch (torch.nn), float64, sequential: not run.",
         "`lr_sweep`: not an experiment this report knows",
     ):
         assert expected in section

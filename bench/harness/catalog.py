@@ -34,6 +34,7 @@ COLUMN_ENUMS: dict[str, type[Enum] | None] = {
     "init": config.InitName,
     "dtype": config.DType,
     "vary": config.Vary,
+    "engine": config.Engine,
     "dataset": config.DatasetName,
     "model": config.ModelName,
 }

@@ -106,13 +106,13 @@ def rows(result: JobResult, job: str) -> list[dict[str, Any]]:
         "config_id": config_id(config),
         "finished": result.finished or result.started,
     }
-    done = set(result.done_folds())
+    done = result.done_models()
     out = [
         {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr}
         | {"status": run.status}
         | asdict(record)
         for run in result.runs
-        if run.fold in done
+        if (run.lr, run.fold) in done
         for record in run.epochs
     ]
     if result.status == "failed":

@@ -61,6 +61,13 @@ class ModelName(StrEnum):
     cnn = "cnn"  # (Conv2d-BatchNorm2d-ReLU-MaxPool2d) × 2, Flatten, Linear: digits only
 
 
+class Engine(StrEnum):
+    """How a job trains its models (folds × learning rates)."""
+
+    stacked = "stacked"  # as one batched program (framework.stack; torch.func for torch.nn)
+    sequential = "sequential"  # one after another
+
+
 class Vary(StrEnum):
     """Which random streams differ between folds (the others stay at fold 0's)."""
 
@@ -163,6 +170,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     lr_grid: list[float] = field(default_factory=list)  # train each lr (× each fold) in one job
     vary: Vary = Vary.all
+    engine: Engine = Engine.stacked
+    chunk: int = 0  # models per stacked program (0: sized so that a chunk takes seconds)
 
 
 def register() -> None:
@@ -257,13 +266,17 @@ def _require_number(cfg: DictConfig, key: str, value: float, low: float, high: f
 
 #: images in scikit-learn's bundled digits data
 DIGITS_SIZE = 1797
+#: the losses each dataset's task takes: one sigmoid output, or class logits
+TASK_LOSSES = {"disk": ("mse", "bce"), "digits": ("ce",)}
 
 
 def _check_task(cfg: DictConfig) -> None:
     """The dataset, model and loss must fit together."""
     dataset, model, loss = cfg.data.name.value, cfg.model.name.value, cfg.loss.name.value
     if dataset == "digits":
-        _require(loss == "ce", "loss", loss, "ce with data.name=digits (10 classes)")
+        _require(
+            loss in TASK_LOSSES[dataset], "loss", loss, "ce with data.name=digits (10 classes)"
+        )
         total = cfg.data.n_train + cfg.data.n_test
         _require(
             total <= DIGITS_SIZE,
@@ -272,7 +285,12 @@ def _check_task(cfg: DictConfig) -> None:
             f"at most {DIGITS_SIZE}, the number of digits images",
         )
     else:
-        _require(loss != "ce", "loss", loss, "mse or bce with data.name=disk (one output)")
+        _require(
+            loss in TASK_LOSSES[dataset],
+            "loss",
+            loss,
+            "mse or bce with data.name=disk (one output)",
+        )
         _require(model == "mlp", "model.name", model, "mlp with data.name=disk (2-d points)")
 
 
@@ -283,6 +301,7 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.epochs >= 1, "epochs", cfg.epochs, "at least 1")
     _require(cfg.folds >= 1, "folds", cfg.folds, "at least 1")
     _require(cfg.threads >= 1, "threads", cfg.threads, "at least 1")
+    _require(cfg.chunk >= 0, "chunk", cfg.chunk, ">= 0 (0: sized automatically)")
     _require(cfg.data.n_train >= 1, "data.n_train", cfg.data.n_train, "at least 1")
     _require(cfg.data.n_test >= 1, "data.n_test", cfg.data.n_test, "at least 1")
     n_fit = cfg.data.n_train - cfg.data.n_val
@@ -342,3 +361,9 @@ def validate(cfg: DictConfig) -> None:
             True,
             "only with momentum > 0 and dampening = 0",
         )
+    # last: it builds a model, which needs every value above checked
+    if cfg.engine.value == "stacked":
+        from .models import stack_problem  # here: it builds a model, with torch and framework
+
+        problem = stack_problem(cfg)
+        _require(problem is None, "engine", "stacked", f"{problem} (use engine=sequential)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -12,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 import framework as fw
 
 from . import config
-from .reference import torch_loss, torch_optimizer, torch_twin
+from .reference import stacked_twin, torch_loss, torch_optimizer, torch_twin
 from .training import Adapter, CustomAdapter, TorchAdapter
 
 ACTIVATIONS = {"relu": fw.ReLU, "tanh": fw.Tanh}  # the ones without a parameter
@@ -68,15 +70,62 @@ def build_model(cfg: DictConfig, generator: torch.Generator) -> fw.Sequential:
     return model.to(device=cfg.device)  # type: ignore[return-value]
 
 
-def build_optimizer(cfg: DictConfig, model: fw.Module) -> fw.optim.Optimizer:
+def optimizer_options(cfg: DictConfig, lr: float | None = None) -> dict[str, Any]:
+    """The optimizer's keyword arguments (``lr`` replaced when given)."""
     options = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name"}
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
-    return getattr(fw.optim, config.algorithm(cfg))(model.parameters(), **options)
+    return options if lr is None else {**options, "lr": lr}
+
+
+def build_optimizer(cfg: DictConfig, model: fw.Module) -> fw.optim.Optimizer:
+    return getattr(fw.optim, config.algorithm(cfg))(model.parameters(), **optimizer_options(cfg))
+
+
+def stack_problem(cfg: DictConfig) -> str | None:
+    """Why the configured model cannot be trained stacked (None if it can)."""
+    on_cpu = cfg.copy()
+    on_cpu.device = "cpu"
+    model = build_model(on_cpu, torch.Generator().manual_seed(0))
+    try:
+        fw.stack([model, model])
+    except (TypeError, ValueError) as error:
+        return str(error)
+    return None
 
 
 def frameworks(cfg: DictConfig) -> list[str]:
     return [str(name.value) for name in cfg.framework.names]
+
+
+def stacked_adapters(
+    cfg: DictConfig,
+    generators: Sequence[torch.Generator],
+    lrs: Sequence[float],
+    names: Sequence[str] | None = None,
+) -> dict[str, Adapter]:
+    """One adapter per configured framework for M models trained as one program: model m
+    initialised from ``generators[m]`` and trained at ``lrs[m]``. The custom framework stacks
+    them (`framework.stack`, a per-model learning-rate tensor); torch.nn's peer is the
+    `reference.StackedTwin` (torch.func) of the same initial weights, which takes one learning
+    rate: a job groups its models by learning rate for it."""
+    names = names or frameworks(cfg)
+    models = [build_model(cfg, generator) for generator in generators]
+    criterion = LOSSES[cfg.loss.name.value]()
+    built: dict[str, Adapter] = {}
+    if "torch" in names:  # the twins copy the states before any training
+        (lr,) = set(lrs)
+        options = optimizer_options(cfg, lr)
+        built["torch"] = stacked_twin(models, criterion, config.algorithm(cfg), options)
+    if "custom" in names:
+        stacked = fw.stack(models)
+        device = stacked.parameters().__next__().device
+        rates = torch.tensor(list(lrs), dtype=DTYPES[cfg.dtype], device=device)
+        optimizer = getattr(fw.optim, config.algorithm(cfg))(
+            stacked.parameters(), **optimizer_options(cfg, rates)
+        )
+        built["custom"] = CustomAdapter(stacked, fw.StackedLoss(criterion), optimizer)
+    return {name: built[name] for name in names}
 
 
 def adapters(cfg: DictConfig, generator: torch.Generator) -> dict[str, Adapter]:

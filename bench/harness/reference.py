@@ -6,6 +6,8 @@ loss by loss, optimizer by optimizer, with the same names and arguments on both 
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -141,3 +143,71 @@ def torch_optimizer(optimizer: fw.optim.Optimizer, model: torch.nn.Module) -> to
     (group,) = optimizer.param_groups  # the harness builds one group
     options = {key: value for key, value in group.items() if key != "params"}
     return _OPTIMIZERS[type(optimizer)](model.parameters(), **options)
+
+
+class StackedTwin:
+    """M torch.nn twins trained as one program, the strongest torch peer of a stacked framework
+    model: ``torch.func.stack_module_state`` (parameters with a leading model dimension),
+    ``functional_call`` vmapped over the models for the forward pass and the loss, autograd for
+    the backward pass (of the sum of the M losses: each model gets its own loss's gradient),
+    and torch.optim over the stacked parameters (its update is element-wise, so each slice is
+    updated as its model alone would be). An adapter of the training loop (see
+    ``bench.harness.training``): ``step`` and ``evaluate`` take (M, B, ...) batches.
+    """
+
+    stacked = True
+
+    def __init__(
+        self,
+        twins: Sequence[torch.nn.Module],
+        criterion: torch.nn.Module,
+        optimizer: type[torch.optim.Optimizer],
+        options: dict[str, Any],
+    ) -> None:
+        self.models = len(twins)
+        self.params, self.buffers = torch.func.stack_module_state(list(twins))
+        base = copy.deepcopy(twins[0]).to("meta")  # the architecture only; weights come stacked
+
+        def predict(params, buffers, x):
+            return torch.func.functional_call(base, (params, buffers), (x,))
+
+        def loss(params, buffers, x, y):
+            return criterion(predict(params, buffers, x), y)
+
+        self._predict = torch.func.vmap(predict)
+        self._loss = torch.func.vmap(loss)
+        self._criterion = torch.func.vmap(criterion)
+        self.optimizer = optimizer(self.params.values(), **options)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        self._loss(self.params, self.buffers, x, y).sum().backward()
+        self.optimizer.step()
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        from .training import errors  # the harness's own error rate, for both frameworks
+
+        with torch.no_grad():
+            prediction = self._predict(self.params, self.buffers, x)
+            ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
+            if bool(ok.all()):
+                losses = self._criterion(prediction, y)
+            else:  # torch's BCELoss refuses NaN: measure the finite models only
+                safe = torch.where(ok.view(-1, *[1] * (prediction.dim() - 1)), prediction, 0.5)
+                losses = self._criterion(safe, y)
+        nan = torch.full_like(losses, float("nan"))
+        errs = errors(prediction, y)
+        return (
+            torch.where(ok, losses, nan).double().tolist(),
+            torch.where(ok, errs.to(losses.dtype), nan).double().tolist(),
+        )
+
+
+def stacked_twin(
+    models: Sequence[fw.Module], criterion: fw.Loss, algorithm: str, options: dict[str, Any]
+) -> StackedTwin:
+    """The `StackedTwin` of M framework models (their current states) and their loss, trained
+    by ``torch.optim.<algorithm>(**options)`` (one value per hyperparameter: torch.optim takes
+    no per-model learning rate, so a grid of learning rates is one `StackedTwin` per rate)."""
+    twins = [torch_twin(model) for model in models]
+    return StackedTwin(twins, torch_loss(criterion), getattr(torch.optim, algorithm), options)

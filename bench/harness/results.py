@@ -147,16 +147,21 @@ class JobResult:
         """Every (framework, lr, fold) the configuration asks to train."""
         return {(f, lr, k) for f in self.frameworks for lr in self.lrs for k in range(self.folds)}
 
-    def done_folds(self) -> list[int]:
-        """The folds that every framework and learning rate has finished (all epochs, or
-        stopped by divergence)."""
+    def done_models(self) -> set[tuple[float, int]]:
+        """The (lr, fold) models that every framework has finished (all epochs, or stopped by
+        divergence)."""
         complete = {(r.framework, r.lr, r.fold) for r in self.runs if r.complete(self.epochs)}
-        needed = self.models()
-        return [
-            k
+        return {
+            (lr, k)
+            for lr in self.lrs
             for k in range(self.folds)
-            if all(model in complete for model in needed if model[2] == k)
-        ]
+            if all((f, lr, k) in complete for f in self.frameworks)
+        }
+
+    def done_folds(self) -> list[int]:
+        """The folds whose every model is finished."""
+        done = self.done_models()
+        return [k for k in range(self.folds) if all((lr, k) in done for lr in self.lrs)]
 
     def incomplete(self) -> str | None:
         """Why this result is not a finished job's (None when it is)."""
@@ -166,7 +171,10 @@ class JobResult:
             return f"holds runs {sorted(set(held) - expected)} the config does not ask for"
         done = self.done_folds()
         if len(done) < self.folds:
-            return f"{len(done)} of {self.folds} folds finished"
+            models = f" ({len(self.done_models())} of {len(self.lrs) * self.folds} models)"
+            return f"{len(done)} of {self.folds} folds finished" + (
+                models if len(self.lrs) > 1 else ""
+            )
         if self.status not in ("ok", "diverged"):
             return f"status {self.status!r}"
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,30 +22,50 @@ from .results import EpochRecord
 
 
 class Adapter(Protocol):
-    """What the loop needs from a framework."""
+    """What the loop needs from a framework: ``models`` trained side by side (1 for an ordinary
+    model; M for a stacked program, which takes (M, B, ...) batches)."""
+
+    models: int
+    stacked: bool
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One mini-batch update: forward, loss, backward, optimizer step."""
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """(mean loss, error rate) on a whole set, without training."""
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Per model: (mean loss, error rate) on a whole set, without training."""
 
 
-def error_rate(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of examples misclassified (an exact count / n, not a float32 mean): on the wrong
-    side of 0.5 for a binary task, whose argmax logit is not the class for class indices."""
+def errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per model, the fraction of examples misclassified (an exact count / n, not a float32
+    mean): on the wrong side of 0.5 for a binary task, whose argmax logit is not the class for
+    class indices. ``prediction`` and ``target`` carry a leading model dimension."""
     if target.is_floating_point():
-        wrong = (prediction > 0.5) != (target > 0.5)
+        wrong = ((prediction > 0.5) != (target > 0.5)).flatten(1)
     else:
-        wrong = prediction.argmax(dim=1) != target
-    return wrong.sum().item() / target.shape[0]
+        wrong = prediction.argmax(dim=-1) != target
+    return wrong.sum(dim=1) / wrong.shape[1]
+
+
+def _finite(losses: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+    """Per model, whether its predictions (and so its loss) are finite."""
+    return torch.isfinite(predictions.flatten(1)).all(dim=1) & torch.isfinite(losses)
+
+
+def _per_model(losses: torch.Tensor, errs: torch.Tensor, ok: torch.Tensor):
+    nan = torch.full_like(losses, math.nan, dtype=torch.float64)
+    losses = torch.where(ok, losses.double(), nan)
+    errs = torch.where(ok, errs.double(), nan)
+    return losses.tolist(), errs.tolist()
 
 
 class CustomAdapter:
-    """The from-scratch framework: explicit backward."""
+    """The from-scratch framework, one model or a stack of M (`framework.stack`): explicit
+    backward. The loss's value checks (BCE's [0, 1] range) run at evaluation, not in the step."""
 
-    def __init__(self, model: fw.Module, criterion: fw.Loss, optimizer: fw.optim.Optimizer):
+    def __init__(self, model: fw.Module, criterion: fw.Module, optimizer: fw.optim.Optimizer):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.stacked = isinstance(criterion, fw.StackedLoss)
+        self.models = model.models if self.stacked else 1
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.criterion(self.model(x), y)
@@ -52,19 +73,27 @@ class CustomAdapter:
         self.model.backward(self.criterion.backward())
         self.optimizer.step()
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         self.model.eval()  # BatchNorm's running statistics, no Dropout
         try:
             prediction = self.model(x)
         finally:
             self.model.train()
-        if not torch.isfinite(prediction).all():
-            return math.nan, math.nan
-        return self.criterion(prediction, y).item(), error_rate(prediction, y)
+        if self.stacked:
+            criterion, losses = self.criterion.criterion, self.criterion(prediction, y)
+        else:
+            criterion, losses = self.criterion, self.criterion(prediction, y).reshape(1)
+            prediction, y = prediction.unsqueeze(0), y.unsqueeze(0)
+        ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
+        if hasattr(criterion, "validate") and bool(ok.all()):
+            criterion.validate(prediction, y)  # out-of-range input is a user error: raise
+        return _per_model(losses, errors(prediction, y), ok)
 
 
 class TorchAdapter:
     """The torch.nn reference: autograd and torch.optim, as a torch user writes it."""
+
+    models, stacked = 1, False
 
     def __init__(
         self, model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer
@@ -76,21 +105,21 @@ class TorchAdapter:
         self.criterion(self.model(x), y).backward()
         self.optimizer.step()
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         self.model.eval()
         try:
             with torch.no_grad():
                 prediction = self.model(x)
+                ok = torch.isfinite(prediction).all().reshape(1)
+                loss = self.criterion(prediction, y) if bool(ok) else torch.tensor(math.nan)
         finally:
             self.model.train()
-        if not torch.isfinite(prediction).all():
-            return math.nan, math.nan
-        return self.criterion(prediction, y).item(), error_rate(prediction, y)
+        return _per_model(loss.reshape(1), errors(prediction[None], y[None]), ok)
 
 
 @dataclass
 class RunResult:
-    """One framework trained on one fold."""
+    """One model's trajectory."""
 
     status: str  # "ok" or "diverged"
     epochs: list[EpochRecord]
@@ -102,11 +131,112 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _record(adapter: Adapter, split: Split, epoch: int, seconds: float) -> EpochRecord:
-    train_loss, train_error = adapter.evaluate(split.x_train, split.y_train)
-    test_loss, test_error = adapter.evaluate(split.x_test, split.y_test)
-    val = adapter.evaluate(split.x_val, split.y_val) if len(split.x_val) else (None, None)
-    return EpochRecord(epoch, train_loss, train_error, test_loss, test_error, seconds, *val)
+@dataclass(frozen=True)
+class Stacked:
+    """The M models' sets, each tensor with a leading model dimension."""
+
+    x_train: torch.Tensor  # (M, n_train, ...)
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @classmethod
+    def of(cls, splits: Sequence[Split]) -> Stacked:
+        fields = Split.__dataclass_fields__
+        return cls(*(torch.stack([getattr(s, name) for s in splits]) for name in fields))
+
+    def sets(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        sets = [(self.x_train, self.y_train), (self.x_test, self.y_test)]
+        return [*sets, (self.x_val, self.y_val)] if self.x_val.shape[1] else sets
+
+
+def _records(adapter: Adapter, data: Stacked, epoch: int, seconds: float) -> list[EpochRecord]:
+    """Every model's measures after ``epoch``; ``seconds`` is each model's share of the time."""
+    measured = []
+    for x, y in data.sets():
+        if adapter.stacked:
+            measured.append(adapter.evaluate(x, y))
+        else:
+            measured.append(adapter.evaluate(x[0], y[0]))
+    val = measured[2] if len(measured) == 3 else ([None] * adapter.models,) * 2
+    return [
+        EpochRecord(
+            epoch,
+            measured[0][0][m],
+            measured[0][1][m],
+            measured[1][0][m],
+            measured[1][1][m],
+            seconds,
+            val[0][m],
+            val[1][m],
+        )
+        for m in range(adapter.models)
+    ]
+
+
+def train_models(
+    adapter: Adapter,
+    splits: Sequence[Split],
+    epochs: int,
+    batch_size: int,
+    shuffles: Sequence[torch.Generator],
+    warmup: Adapter | None = None,
+) -> list[RunResult]:
+    """The training loop: mini-batch training over ``epochs`` of the adapter's models, model m
+    on ``splits[m]`` in the batch order drawn from ``shuffles[m]``.
+
+    ``warmup``, if given, takes one untimed step first (a throwaway adapter of the same shapes,
+    so the measured trajectories are untouched). A stacked program's time is shared equally by
+    its M models. A model whose loss becomes NaN/inf is recorded ``diverged`` at that epoch and
+    no longer measured (in a stack it keeps running with the others; its slice cannot touch
+    theirs).
+    """
+    data = Stacked.of(splits)
+    x, y = data.x_train, data.y_train  # (M, n, ...)
+    models, n = x.shape[0], x.shape[1]
+    device = x.device
+    rows = torch.arange(models, device=device).unsqueeze(1)  # (M, 1)
+
+    def batch(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = x[rows, index], y[rows, index]  # (M, B, ...)
+        return (xb, yb) if adapter.stacked else (xb[0], yb[0])
+
+    results = [RunResult("ok", [record]) for record in _records(adapter, data, 0, 0.0)]
+    if warmup is not None:
+        warmup.step(*batch(torch.arange(batch_size, device=device).expand(models, -1)))
+        _synchronize(device)
+    running = [True] * models
+    seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)
+        batches = [batch(index) for index in order.split(batch_size, dim=1)]
+        start = time.perf_counter()
+        try:
+            for x_batch, y_batch in batches:
+                adapter.step(x_batch, y_batch)
+            _synchronize(device)
+        except (RuntimeError, ValueError):
+            # torch's BCELoss refuses NaN predictions mid-epoch: that is divergence, not a bug,
+            # when every model's output has already blown up. Anything else is a real error.
+            if any(math.isfinite(v) for v in adapter.evaluate(*_whole(adapter, x, y))[0]):
+                raise
+        seconds += time.perf_counter() - start
+        for m, record in enumerate(_records(adapter, data, epoch, seconds / models)):
+            if not running[m]:
+                continue
+            results[m].epochs.append(record)
+            if not math.isfinite(record.train_loss):
+                running[m] = False
+                results[m] = RunResult("diverged", results[m].epochs, diverged_epoch=epoch)
+        if not any(running):
+            break
+    return results
+
+
+def _whole(adapter: Adapter, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return (x, y) if adapter.stacked else (x[0], y[0])
 
 
 def train(
@@ -117,35 +247,6 @@ def train(
     shuffle: torch.Generator,
     warmup: Adapter | None = None,
 ) -> RunResult:
-    """Mini-batch training over ``epochs``, the batch order drawn from ``shuffle``.
-
-    ``warmup``, if given, takes one untimed step first (a throwaway adapter of the same shapes,
-    so the measured trajectory is untouched). A loss that becomes NaN/inf stops the run with
-    status ``"diverged"`` at that epoch.
-    """
-    x, y = split.x_train, split.y_train
-    device = x.device
-    records = [_record(adapter, split, 0, 0.0)]
-    if warmup is not None:
-        warmup.step(x[:batch_size], y[:batch_size])
-        _synchronize(device)
-    seconds = 0.0
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(x.shape[0], generator=shuffle).to(device)
-        batches = [(x[index], y[index]) for index in order.split(batch_size)]
-        start = time.perf_counter()
-        try:
-            for x_batch, y_batch in batches:
-                adapter.step(x_batch, y_batch)
-            _synchronize(device)
-        except (RuntimeError, ValueError):
-            # torch's BCELoss refuses NaN predictions mid-epoch: that is divergence, not a bug,
-            # when the model's output has already blown up. Anything else is a real error.
-            if math.isfinite(adapter.evaluate(x, y)[0]):
-                raise
-        seconds += time.perf_counter() - start
-        record = _record(adapter, split, epoch, seconds)
-        records.append(record)
-        if not math.isfinite(record.train_loss):
-            return RunResult("diverged", records, diverged_epoch=epoch)
-    return RunResult("ok", records)
+    """`train_models` for one model."""
+    (result,) = train_models(adapter, [split], epochs, batch_size, [shuffle], warmup)
+    return result

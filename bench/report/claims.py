@@ -204,8 +204,10 @@ def _bce_faster(df: pd.DataFrame) -> list[Part]:
 
 
 def _table3_folds(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    curves, _ = views.curve_rows(df, "fig5_frameworks", pin={"dtype": "float32"})
-    curves = curves[curves["dtype"] == "float32"]
+    # Table III's meaning: one model trained alone (the sequential engine), float32
+    pin = {"dtype": "float32", "engine": "sequential"}
+    curves, _ = views.curve_rows(df, "fig5_frameworks", pin=pin)
+    curves = curves[(curves["dtype"] == "float32") & (curves["engine"] == "sequential")]
     final = views.final_rows(curves, ["framework"])
     table = final.pivot_table(
         index=["seed", "fold"], columns="framework", values=metric, aggfunc="first"

@@ -352,7 +352,8 @@ def _difference_panel(ax: Axes, diffs: pd.DataFrame) -> None:
 def _draw_fig5(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
     fig = Figure(figsize=(15.5, 4.6), layout="constrained")
     a, b, c = fig.subplots(1, 3)
-    curves, _ = views.curve_rows(df, "fig5_frameworks", pin={"dtype": "float32"})
+    pin = {"dtype": "float32", "engine": "sequential"}  # Table III's: one model alone
+    curves, _ = views.curve_rows(df, "fig5_frameworks", pin=pin)
     dtype = views.level_order("dtype", curves["dtype"].unique())
     which = label(dtype[0]) if dtype else "?"
     folds = _fold_count(curves, "framework")
@@ -371,6 +372,11 @@ def _draw_fig5(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[
         zoom=True,
     )
     diffs = views.framework_differences(df)
+    engines = set(diffs["engine"])
+    if engines:  # one engine's differences: Table III's (sequential) when present
+        diffs = diffs[
+            diffs["engine"] == ("sequential" if "sequential" in engines else min(engines))
+        ]
     if diffs.empty:
         c.axis("off")
         c.text(0.5, 0.5, "(c) not drawn: needs both frameworks", ha="center", color="#a0322d")

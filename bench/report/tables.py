@@ -24,6 +24,7 @@ PAPER_TABLE3: dict[str, dict[str, float]] = {
 
 TABLE3_DTYPE = "float32"
 EQUIVALENCE_COLUMNS = [
+    "engine",
     "dtype",
     "n_folds",
     "last_epoch",
@@ -155,21 +156,33 @@ def table3(df: pd.DataFrame) -> pd.DataFrame:
 
     accuracy = 1 − error, time = ``train_seconds`` at the last epoch; mean and sd over folds.
     Columns: framework, source ('this run' | 'paper'), n_folds, then mean and sd of train_acc,
-    test_acc and time_s. A framework without results keeps its row, with NaN and n_folds 0.
+    test_acc and time_s, then mean and sd of stacked_time_s. A framework without results keeps
+    its row, with NaN and n_folds 0.
+
+    The paper's meaning is kept: one model trained alone (``engine=sequential``). Beside it,
+    ``stacked_time_s``: the training time per model of the same job trained as one stacked
+    program (the custom stack against torch.func's), the program's time over its models.
     """
     curves, _ = views.curve_rows(df, "fig5_frameworks")
     curves = curves[curves["dtype"] == TABLE3_DTYPE]
-    stats = _accuracy_stats(curves, ["framework"])
+    stats = _accuracy_stats(curves[curves["engine"] == "sequential"], ["framework"])
+    stacked = _accuracy_stats(curves[curves["engine"] == "stacked"], ["framework"])
     rows = []
     for fw, paper in PAPER_TABLE3.items():
         ours = stats.loc[fw].to_dict() if fw in stats.index else {"n_folds": 0}
+        if fw in stacked.index:
+            ours |= {
+                "stacked_time_s_mean": stacked.loc[fw, "time_s_mean"],
+                "stacked_time_s_sd": stacked.loc[fw, "time_s_sd"],
+            }
         rows.append({"framework": fw, "source": "this run", **ours})
         rows.append(
             {"framework": fw, "source": "paper", **{f"{k}_mean": v for k, v in paper.items()}}
         )
     out = pd.DataFrame(rows)
     out["n_folds"] = out["n_folds"].astype("Int64")
-    return out.reindex(columns=["framework", "source", "n_folds", *ACCURACY_COLUMNS])
+    stacked = ["stacked_time_s_mean", "stacked_time_s_sd"]
+    return out.reindex(columns=["framework", "source", "n_folds", *ACCURACY_COLUMNS, *stacked])
 
 
 def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
@@ -185,6 +198,10 @@ def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
             "Train accuracy": [fmt(r, "train_acc") for _, r in t.iterrows()],
             "Test accuracy": [fmt(r, "test_acc") for _, r in t.iterrows()],
             "Time (s)": [fmt(r, "time_s") for _, r in t.iterrows()],
+            "Time per model, stacked (s)": [
+                MISSING if r["source"] == "paper" else fmt(r, "stacked_time_s")
+                for _, r in t.iterrows()
+            ],
             "Folds": [
                 MISSING if s == "paper" else str(n)
                 for s, n in zip(t["source"], t["n_folds"], strict=True)
@@ -196,7 +213,7 @@ def _table3_display(t: pd.DataFrame, plus_minus: str) -> pd.DataFrame:
 def table3_markdown(t: pd.DataFrame) -> str:
     """Table III as a Markdown table (mean ± sd over folds)."""
     shown = _table3_display(t, "±")
-    return shown.to_markdown(index=False, colalign=("left", "left", *["right"] * 4))
+    return shown.to_markdown(index=False, colalign=("left", "left", *["right"] * 5))
 
 
 def table3_latex(t: pd.DataFrame) -> str:
@@ -205,7 +222,7 @@ def table3_latex(t: pd.DataFrame) -> str:
     return shown.to_latex(
         index=False,
         escape=False,
-        column_format="llrrrr",
+        column_format="llrrrrr",
         caption=(
             "Framework performances: mean $\\pm$ sd over folds at the last epoch "
             "(float32), beside the paper's Table III."
@@ -309,20 +326,20 @@ def _key_text(value: object) -> str:
 
 
 def equivalence(df: pd.DataFrame) -> pd.DataFrame:
-    """How far 'equivalent' is: |custom − torch| per dtype, from ``fig5_frameworks``.
+    """How far 'equivalent' is: |custom − torch| per engine and dtype, from ``fig5_frameworks``.
 
-    Columns: dtype, n_folds, last_epoch, max_abs_diff_epoch1, median_abs_diff_last,
+    Columns: engine, dtype, n_folds, last_epoch, max_abs_diff_epoch1, median_abs_diff_last,
     max_abs_diff_last, max_abs_diff_any (all |Δ train loss|), n_zero / n_pairs (fold × epoch pairs
     with exactly equal loss), max_abs_diff_test_last (|Δ test error| at the last epoch).
     """
     diffs = views.framework_differences(df)
     rows = []
-    for dtype in views.level_order("dtype", diffs["dtype"].unique()):
-        d = diffs[diffs["dtype"] == dtype]
+    for (engine, dtype), d in diffs.groupby(["engine", "dtype"], sort=False):
         last = int(d["epoch"].max())
         at_last = d[d["epoch"] == last]
         rows.append(
             {
+                "engine": engine,
                 "dtype": dtype,
                 "n_folds": len(d[["seed", "fold"]].drop_duplicates()),
                 "last_epoch": last,
@@ -335,15 +352,23 @@ def equivalence(df: pd.DataFrame) -> pd.DataFrame:
                 "max_abs_diff_test_last": at_last["abs_diff_test"].max(),
             }
         )
-    return pd.DataFrame(rows, columns=EQUIVALENCE_COLUMNS)
+    out = pd.DataFrame(rows, columns=EQUIVALENCE_COLUMNS)
+    return out.sort_values(
+        ["engine", "dtype"], key=_level_rank, kind="mergesort", ignore_index=True
+    )
 
 
 def equivalence_markdown(e: pd.DataFrame) -> str:
     """The equivalence table in Markdown (|Δ| in scientific notation)."""
     if e.empty:
         return "Not available: needs both frameworks in `fig5_frameworks`."
+    compared = {
+        "sequential": "one model: custom vs torch.nn",
+        "stacked": "stacked: custom stack vs torch.func stack",
+    }
     shown = pd.DataFrame(
         {
+            "Engine": e["engine"].map(lambda v: compared.get(v, v)),
             "dtype": e["dtype"],
             "Folds": e["n_folds"].astype(str),
             "max abs Δ loss, epoch 1": e["max_abs_diff_epoch1"].map(_sci),

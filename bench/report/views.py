@@ -51,6 +51,8 @@ LABELS: dict[str, str] = {
     "kaiming_normal": "Kaiming normal",
     "float32": "float32",
     "float64": "float64",
+    "stacked": "stacked",
+    "sequential": "sequential",
     "all": "all streams",
     "data": "data (points)",
     "init": "init (weights)",
@@ -70,6 +72,7 @@ COLUMN_TITLES: dict[str, str] = {
     "init": "Initializer",
     "dtype": "dtype",
     "vary": "Varying stream",
+    "engine": "Engine",
     "dataset": "Dataset",
     "model": "Model",
     "lr": "lr",
@@ -373,13 +376,14 @@ def describe_config(config: dict[str, str]) -> str:
 
 
 def framework_differences(df: pd.DataFrame) -> pd.DataFrame:
-    """|custom − torch| per dtype × seed × fold × epoch in ``fig5_frameworks``.
+    """|custom − torch| per dtype × engine × seed × fold × epoch in ``fig5_frameworks``.
 
-    Columns: ``dtype, seed, fold, epoch, custom, torch`` (their train losses), ``abs_diff``
-    (|Δ train loss|) and ``abs_diff_test`` (|Δ test error|). Only epochs both frameworks recorded
-    with finite losses appear. Empty when one framework is absent.
+    Columns: ``dtype, engine, seed, fold, epoch, custom, torch`` (their train losses),
+    ``abs_diff`` (|Δ train loss|) and ``abs_diff_test`` (|Δ test error|). Only epochs both
+    frameworks recorded with finite losses appear. Empty when one framework is absent.
     """
-    cols = ["dtype", "seed", "fold", "epoch", "custom", "torch", "abs_diff", "abs_diff_test"]
+    cols = ["dtype", "engine", "seed", "fold", "epoch", "custom", "torch", "abs_diff"]
+    cols.append("abs_diff_test")
     curves, _ = curve_rows(df, "fig5_frameworks")
     if not {"custom", "torch"} <= set(curves["framework"].unique()):
         return pd.DataFrame(columns=cols)

@@ -29,7 +29,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench.harness import data, models
+from bench.harness import config, data, models
 from bench.harness.training import CustomAdapter, TorchAdapter, train
 
 CONF = Path(__file__).resolve().parents[2] / "bench" / "conf"
@@ -44,6 +44,7 @@ BATCHES = [10, 100, 1000]
 
 @functools.cache
 def _compose(overrides: tuple[str, ...]) -> DictConfig:
+    config.register()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return compose("config", overrides=list(overrides))
 
@@ -83,7 +84,7 @@ def _time_steps(benchmark, cfg: DictConfig, framework: str) -> None:
         adapter.step(*next(batches))
 
     benchmark(step)
-    loss, _ = adapter.evaluate(split.x_train, split.y_train)
+    (loss,), _ = adapter.evaluate(split.x_train, split.y_train)
     assert math.isfinite(loss), f"{framework} diverged while being timed"
 
 

@@ -27,10 +27,11 @@ SMALL = ["epochs=3", "folds=2", "batch_size=50", "data.n_train=200", "data.n_tes
 #: four jobs (one per activation) of two folds
 SWEEP = ["experiment=fig2_activations", *SMALL]
 #: a short job, and a long one to kill after its first fold: a fold takes about 10 s here, far
-#: longer than the scancel and the 1 s KillWait (slurm.conf.in) before its SIGKILL
-KILLED = ["name=slurm_killed", "epochs=3,12000", "folds=2", *SMALL[2:]]
+#: longer than the scancel and the 1 s KillWait (slurm.conf.in) before its SIGKILL; the
+#: sequential engine saves after every fold (the stacked one after every chunk of models)
+KILLED = ["name=slurm_killed", "epochs=3,12000", "folds=2", "engine=sequential", *SMALL[2:]]
 #: the long job's directory (Hydra's override_dirname: the job's overrides, sorted)
-LONG_JOB = "batch_size=50,data.n_test=100,data.n_train=200,epochs=12000,folds=2"
+LONG_JOB = "batch_size=50,data.n_test=100,data.n_train=200,engine=sequential,epochs=12000,folds=2"
 #: columns that hold the clock, or the commit each side ran at: not the computation
 TIMING = ["train_seconds", "finished", "git_commit"]
 
@@ -103,7 +104,7 @@ def test_sweep_on_slurm_equals_the_same_sweep_run_locally(cluster, tmp_path):
     (script,) = runs.rglob(".submitit/*/*_submission.sh")
     assert f"#SBATCH --partition={cluster.partition}" in script.read_text()
     assert "srun --unbuffered" in script.read_text() and sys.executable in script.read_text()
-    assert "fold 2/2" in logs(runs)
+    assert "chunk 1/1: folds 1-2/2" in logs(runs)  # the stacked engine's progress line
 
     tables = {}
     for name, where in (("local", local), ("slurm", remote)):

@@ -35,7 +35,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: lint ## Lint, then run the test suite (fast; benchmarks run once, untimed)
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PY) -m pytest -q -n auto -m "not slow and not slurm"
 
 test-slow: $(STAMP) ## Run the slow end-to-end checks too
 	$(PY) -m pytest -q

@@ -34,6 +34,7 @@ class Linear(Module):
     """
 
     _cache = ("input",)
+    _fresh_output = _fresh_grad = True  # new tensors from addmm/mm, not kept
 
     def __init__(
         self,
@@ -78,6 +79,11 @@ class Linear(Module):
         return torch.addmm(self.bias.data, x, weight.t())  # (N, out), one fused kernel
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        self._accumulate(grad_output)
+        return grad_output.mm(self.weight.data)  # (N, in)
+
+    def _accumulate(self, grad_output: torch.Tensor) -> None:
+        """The parameters' part of backward (all of it when dL/dx is not wanted)."""
         x = self._saved(self.input)
         if grad_output.shape != (x.shape[0], self.out_features):
             raise ValueError(
@@ -89,7 +95,6 @@ class Linear(Module):
         if self.bias is not None:
             self.bias.grad.add_(grad_output.sum(0))  # (out,)
         self._release()
-        return grad_output.mm(self.weight.data)  # (N, in)
 
     def extra_repr(self) -> str:
         return (

@@ -94,13 +94,15 @@ class Adam(Optimizer):
         # Per-model betas: the bias corrections are vectors, recomputed each step (2 kernels).
         bias_correction1 = 1 - flat.vector(beta1, "beta1") ** step
         bias_correction2 = 1 - flat.vector(beta2, "beta2") ** step
-        step_size = flat.vector(group["lr"], "lr") / bias_correction1
-        denominator = torch.sqrt(exp_avg_sq, out=scratch)
+        # θ − γ/c₁ · m / (√v/√c₂ + ε) computed as θ − (γ√c₂/c₁) · m / (√v + ε√c₂): the same
+        # update without a division pass over √v (c₂ = 1 − β₂ᵗ).
         if isinstance(bias_correction2, torch.Tensor):
-            denominator.div_(bias_correction2.sqrt_())
+            root = bias_correction2.sqrt_()
         else:
-            denominator.div_(math.sqrt(bias_correction2))
-        denominator.add_(flat.vector(group["eps"], "eps"))
+            root = math.sqrt(bias_correction2)
+        step_size = flat.vector(group["lr"], "lr") * root / bias_correction1
+        denominator = torch.sqrt(exp_avg_sq, out=scratch)
+        denominator.add_(flat.vector(group["eps"], "eps") * root)
         if isinstance(step_size, torch.Tensor):
             # m / (denominator / step size): the per-model step size in the same fused update.
             param.addcdiv_(exp_avg, denominator.div_(step_size), value=-1)

@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import FlatGroup, Optimizer, add_scaled, check_range, is_zero
+from .optimizer import (
+    FlatGroup,
+    Optimizer,
+    add_scaled,
+    check_range,
+    is_zero,
+    root_of_second_moment,
+)
 
 
 class Adam(Optimizer):
@@ -101,8 +108,9 @@ class Adam(Optimizer):
         else:
             root = math.sqrt(bias_correction2)
         step_size = flat.vector(group["lr"], "lr") * root / bias_correction1
-        denominator = torch.sqrt(exp_avg_sq, out=scratch)
-        denominator.add_(flat.vector(group["eps"], "eps") * root)
+        eps = flat.vector(group["eps"], "eps")
+        denominator = root_of_second_moment(exp_avg_sq, eps, out=scratch)
+        denominator.add_(eps * root)
         if isinstance(step_size, torch.Tensor):
             # m / (denominator / step size): the per-model step size in the same fused update.
             param.addcdiv_(exp_avg, denominator.div_(step_size), value=-1)

@@ -8,7 +8,15 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import FlatGroup, Optimizer, add_scaled, add_scaled_, check_range, is_zero
+from .optimizer import (
+    FlatGroup,
+    Optimizer,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    root_of_second_moment,
+)
 
 
 class RMSprop(Optimizer):
@@ -108,7 +116,7 @@ class RMSprop(Optimizer):
             )
             average = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
         else:
-            average = square_avg.sqrt()
+            average = root_of_second_moment(square_avg, group["eps"])
         average.add_(flat.vector(group["eps"], "eps"))
         lr = flat.vector(group["lr"], "lr")
         if self._momentum(group):

@@ -13,7 +13,13 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from bench.harness import config
+
 THREADS = 1
+
+# The job configs the benchmarks compose need the structured schema in Hydra's ConfigStore (the
+# app registers it when it starts; `make bench` runs these files alone).
+config.register()
 
 
 def shapes(cfg: DictConfig) -> dict[str, object]:

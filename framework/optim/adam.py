@@ -34,6 +34,11 @@ class Adam(Optimizer):
     ``foreach``, ``capturable``, ``differentiable``, ``fused`` and ``decoupled_weight_decay``,
     accepted off.
 
+    Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
+    number below may be a tensor of shape ``(M,)`` instead (each of β₁, β₂), model m updated
+    with value m: one step trains, say, a grid of M learning rates. Validated when given
+    (finite, in range); a step reads nothing back.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-3).

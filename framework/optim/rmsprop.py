@@ -36,6 +36,11 @@ class RMSprop(Optimizer):
     centered). The groups also hold torch's ``capturable``, ``foreach``, ``maximize`` and
     ``differentiable``, accepted off.
 
+    Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
+    number below may be a tensor of shape ``(M,)`` instead, model m updated with value m: one
+    step trains, say, a grid of M learning rates. Validated when given (finite, in range); a
+    step reads nothing back.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-2, torch's).

@@ -298,7 +298,8 @@ def _copy_layer(layer: Module) -> Module:
 
 def unstack(stacked: Module) -> list[Module]:
     """The M ordinary models held by a stacked model (the inverse of `stack`): model m gets
-    a copy of slice m of every parameter, as it is now, with the same dtype and device, so its
+    a copy of slice m of every parameter as it is now, :math:`W^{(m)} = W[m]`,
+    :math:`b^{(m)} = b[m]`, with the same dtype and device (gradients zero), so its
     ``state_dict()`` loads into the equivalent torch.nn model (``strict=True``).
 
     Accepts a ``StackedSequential`` (giving ``Sequential`` models) or a ``StackedLinear``

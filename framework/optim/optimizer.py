@@ -18,7 +18,8 @@ laid out parameter after parameter, each parameter's M slices one after another,
 multiplies by a per-element vector (the M values, each repeated over its model's elements: built
 once and cached until the tensor is replaced or changed in place), one fused kernel like the
 float's. Tensor values are validated when the optimizer (or a group, or a state dict) is given
-them: a step reads nothing back to the host.
+them: a step reads nothing back to the host (so a tensor later written into ``param_groups``,
+or changed in place as a schedule would, is used as it is, unchecked).
 """
 
 from __future__ import annotations

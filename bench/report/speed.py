@@ -188,7 +188,11 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
         "",
         "Measured by `make bench`: pytest-benchmark runs `tests/benchmarks/` with "
         "both frameworks side by side in one session (each group times the same work in each), "
-        "then `python -m bench.report.speed` writes this table. A ratio below 1 means the custom "
+        "then `python -m bench.report.speed` writes this table. The two frameworks of a group "
+        "are timed interleaved (blocks of ~20 ms of one's steps alternate with as many of the "
+        "other's; whole runs alternate), so both sample the same moments of a shared machine. "
+        "A ratio below 1 "
+        "means the custom "
         "framework is faster. The ratio is of the medians; the range pairs the custom "
         "quartiles with the opposite torch quartiles (a conservative IQR band); *min* compares "
         "the fastest rounds. All groups use the Table III model family (2 inputs, 3 hidden "
@@ -239,7 +243,7 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
             "run the same BLAS kernels and the ratio goes to 1. `ratio.png` (next to this "
             "file) plots these ratios, the error bars being the IQR range.",
         ]
-    lines += ["", "Regenerate: `make bench` (about 2–3 minutes on 2 cores)."]
+    lines += ["", "Regenerate: `make bench` (about 8 minutes on 2 cores)."]
     return "\n".join(lines) + "\n"
 
 
@@ -419,8 +423,8 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         f"Table III model ({first['layers']}, ReLU, sigmoid output, {first['loss']}, "
         f"{first['dtype']}, batch {first['batch_size']}), one thread, "
         "`tests/benchmarks/test_stacked.py`; times are medians per model and step "
-        "(a stacked step divided by M), in µs; the stacked/torch.func range pairs opposite "
-        "quartiles. Targets: stacked ≤ "
+        "(a stacked step divided by M), in µs, stacked and torch.func timed interleaved; the "
+        "stacked/torch.func range pairs opposite quartiles. Targets: stacked ≤ "
         f"{STACK_VS_FUNC[1]} × torch.func at M = {STACK_VS_FUNC[0]}, stacked ≤ "
         f"{STACK_VS_SEQUENTIAL[1]} × sequential custom at M = {STACK_VS_SEQUENTIAL[0]}.",
         "",

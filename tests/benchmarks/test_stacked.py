@@ -19,8 +19,9 @@ and optimizer update. Contenders, each timed in this session:
 
 Each benchmark records in ``extra_info`` its contender, M, and the FLOPs of one model's step
 (`flops_per_model_step`), so ``python -m bench.report.speed`` can give GFLOP/s against the peak.
-No test asserts a time; under ``make test`` (benchmarks disabled) each target runs once with at
-most 2 models and a 64×64 product.
+The two contenders of a group are timed interleaved (conftest's ``interleaved``). No test
+asserts a time; under ``make test`` (benchmarks disabled) each target runs once with at most 2
+models and a 64×64 product.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def sequential_step(cfg, framework: str, zero_grad: str):
 @pytest.mark.parametrize("contender", ["stacked", "func"])
 @pytest.mark.parametrize("count", MODELS, ids=lambda m: f"m{m}")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_stacked_step(benchmark, record, optimizer, contender, count):
+def test_stacked_step(benchmark, interleaved, record, optimizer, contender, count):
     cfg = job_config(f"optimizer={optimizer}")
     count = count if benchmark.enabled else min(count, TINY_MODELS)
     flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
@@ -214,8 +215,10 @@ def test_stacked_step(benchmark, record, optimizer, contender, count):
         models=count,
         flops_per_model_step=flops,
     )
-    step, finite = (stacked_step if contender == "stacked" else func_step)(cfg, count)
-    benchmark(step)
+    makers = {"stacked": stacked_step, "func": func_step}
+    step, finite = makers[contender](cfg, count)
+    other, _ = makers["func" if contender == "stacked" else "stacked"](cfg, count)
+    interleaved(step, other)
     assert finite(), f"{contender} diverged while being timed"
 
 
@@ -223,7 +226,7 @@ def test_stacked_step(benchmark, record, optimizer, contender, count):
 @pytest.mark.parametrize("zero_grad", ["optimizer", "model"])
 @pytest.mark.parametrize("loss", ["mse", "bce"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_sequential_step(benchmark, record, optimizer, framework, loss, zero_grad):
+def test_sequential_step(interleaved, record, optimizer, framework, loss, zero_grad):
     cfg = job_config(f"optimizer={optimizer}", f"loss={loss}")
     flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
     record(
@@ -236,7 +239,8 @@ def test_sequential_step(benchmark, record, optimizer, framework, loss, zero_gra
         flops_per_model_step=flops,
     )
     step, finite = sequential_step(cfg, framework, zero_grad)
-    benchmark(step)
+    other, _ = sequential_step(cfg, "torch" if framework == "custom" else "custom", zero_grad)
+    interleaved(step, other)
     assert finite(), f"{framework} diverged while being timed"
 
 

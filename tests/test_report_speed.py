@@ -131,7 +131,7 @@ def test_summary_has_the_stacked_section_with_met_yes_and_no(written: Path):
     assert text.index("### Custom framework / torch.nn") < text.index("### Stacked models")
     assert text.index("### Stacked models") < text.index("Regenerate:")
     assert (
-        "| sgd | 100 | 20 | 50 | 0.400 | 0.327–0.489 | 100 | 400 | 0.200 "
+        "| sgd | 100 | 20 | 50 | 0.400 | 0.327–0.489 | 0.400 | 100 | 400 | 0.200 "
         "| stacked / torch.func ≤ 0.5 | yes |" in text
     )
     assert "| adam | 100 | 40 | 60 | 0.667 |" in text and "≤ 0.5 | **no** |" in text

@@ -19,11 +19,25 @@ class Activation(Module):
     nonlinearity: str = "linear"
     nonlinearity_param: float | None = None
     _cache = ("input", "output")
+    _fresh_grad = True  # backward's result is new (or, in place, the private gradient it got)
 
     def __init__(self) -> None:
         super().__init__()
         self.input: torch.Tensor | None = None
         self.output: torch.Tensor | None = None
+
+    # In-place variants, for a container that knows the tensors are its own (``Sequential``):
+    # the same values as forward/backward without allocating (a fresh tensor of a stacked
+    # model's size costs more than the arithmetic: new pages, cold caches). The defaults are the
+    # out-of-place ones.
+    def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
+        """forward, free to overwrite ``x`` (nobody else holds it)."""
+        return self.forward(x)
+
+    def _backward_inplace(self, grad_output: torch.Tensor) -> torch.Tensor:
+        """backward, free to overwrite ``grad_output`` and the cached tensors (nobody else holds
+        them: the output was not returned to the caller)."""
+        return self.backward(grad_output)
 
 
 class ReLU(Activation):
@@ -42,6 +56,15 @@ class ReLU(Activation):
         grad_input = self._saved(self.output, grad_output).sign().mul_(grad_output)
         self._release()
         return grad_input
+
+    def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.clamp_min_(0)
+        return self.output
+
+    def _backward_inplace(self, grad_output: torch.Tensor) -> torch.Tensor:
+        mask = self._saved(self.output, grad_output).sign_()  # the output becomes the mask
+        self._release()
+        return grad_output.mul_(mask)
 
 
 class LeakyReLU(Activation):
@@ -111,6 +134,15 @@ class Tanh(Activation):
         self._release()
         return grad_output * (1 - y * y)
 
+    def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.tanh_()
+        return self.output
+
+    def _backward_inplace(self, grad_output: torch.Tensor) -> torch.Tensor:
+        y = self._saved(self.output, grad_output)
+        self._release()
+        return grad_output.addcmul_(grad_output, y.square_(), value=-1)  # g − g y², y² in y
+
 
 class Sigmoid(Activation):
     """σ(x) = 1 / (1 + e⁻ˣ); backward: g · (1 − σ(x)) · σ(x)."""
@@ -126,3 +158,7 @@ class Sigmoid(Activation):
         self._release()
         # (1 − y) is our own temporary: multiply into it, in torch's kernel order (same rounding).
         return torch.rsub(y, 1).mul_(grad_output).mul_(y)
+
+    def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = x.sigmoid_()
+        return self.output

@@ -87,25 +87,51 @@ class Sequential(Module):
         return "linear", None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = 0
+        index, fresh = 0, False
         try:
             for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
-                x = layer(x)
+                # An activation after a layer whose output is new and unreferenced (Linear)
+                # works in place: no allocation, which for a stacked model costs more than the
+                # arithmetic.
+                if fresh and isinstance(layer, Activation):
+                    x = layer._forward_inplace(x)
+                else:
+                    x = layer(x)
+                fresh = layer._fresh_output
         except (ValueError, TypeError) as error:
             # Say which layer of the model refused its input, not only what it was (the original
             # stays the cause, with its traceback).
             raise type(error)(f"Sequential layer ({index}): {error}") from error
         return x
 
-    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        index = len(self._layers)
+    def backward(
+        self, grad_output: torch.Tensor, *, input_grad: bool = True
+    ) -> torch.Tensor | None:
+        """dL/dx from dL/dy, accumulating every parameter's gradient; with
+        ``input_grad=False`` dL/dx is not computed (None is returned), as torch skips it for
+        an input that does not require grad: the first Linear's product is saved.
+
+        Where a gradient is a later layer's new tensor (not the caller's), an activation
+        computes its own in place, overwriting that gradient and its cached output (which then
+        went only to later layers, all done with it)."""
+        layers = self._layers
+        index, private = len(layers), False
         try:
-            for index in reversed(range(len(self._layers))):
-                grad_output = self._layers[index].backward(grad_output)
+            for index in reversed(range(len(layers))):
+                layer = layers[index]
+                if private and isinstance(layer, Activation):
+                    grad_output = layer._backward_inplace(grad_output)
+                    continue
+                accumulate = getattr(layer, "_accumulate", None)
+                if index == 0 and not input_grad and accumulate is not None:
+                    accumulate(grad_output)
+                    return None
+                grad_output = layer.backward(grad_output)
+                private = layer._fresh_grad
         except (ValueError, RuntimeError) as error:
             # Which layer refused the gradient, or was asked for a second backward.
             raise type(error)(f"Sequential layer ({index}) backward: {error}") from error
-        return grad_output
+        return grad_output if input_grad else None
 
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):  # like torch: a slice is a Sequential of the same modules

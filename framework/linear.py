@@ -9,13 +9,24 @@ import torch
 from . import init
 from .module import Module, Parameter
 
+_ONES: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def ones(n: int, like: torch.Tensor) -> torch.Tensor:
+    """A vector of n ones with ``like``'s dtype and device, made once and shared (read only)."""
+    key = (n, like.dtype, like.device)
+    vector = _ONES.get(key)
+    if vector is None:
+        vector = _ONES[key] = torch.ones(n, dtype=like.dtype, device=like.device)
+    return vector
+
 
 class Linear(Module):
     r"""Affine map :math:`y = x W^\top + b`.
 
     Backward, with :math:`g = \partial L / \partial y`:
     :math:`\partial L/\partial x = g W`, :math:`\partial L/\partial W \mathrel{+}= g^\top x`,
-    :math:`\partial L/\partial b \mathrel{+}= \sum_n g_n`.
+    :math:`\partial L/\partial b \mathrel{+}= \sum_n g_n = g^\top \mathbf 1`.
 
     Args:
         in_features: size of each input sample.
@@ -34,6 +45,7 @@ class Linear(Module):
     """
 
     _cache = ("input",)
+    _fresh_output = _fresh_grad = True  # new tensors from addmm/mm, not kept
 
     def __init__(
         self,
@@ -78,6 +90,11 @@ class Linear(Module):
         return torch.addmm(self.bias.data, x, weight.t())  # (N, out), one fused kernel
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        self._accumulate(grad_output)
+        return grad_output.mm(self.weight.data)  # (N, in)
+
+    def _accumulate(self, grad_output: torch.Tensor) -> None:
+        """The parameters' part of backward (all of it when dL/dx is not wanted)."""
         x = self._saved(self.input)
         if grad_output.shape != (x.shape[0], self.out_features):
             raise ValueError(
@@ -85,11 +102,13 @@ class Linear(Module):
                 f"got {tuple(grad_output.shape)}"
             )
         # In place into .grad: accumulates like torch, into the optimizer's flat buffer if any.
-        self.weight.grad.addmm_(grad_output.t(), x)  # (out, in) += (out, N) @ (N, in)
+        grad_t = grad_output.t()
+        self.weight.grad.addmm_(grad_t, x)  # (out, in) += (out, N) @ (N, in)
         if self.bias is not None:
-            self.bias.grad.add_(grad_output.sum(0))  # (out,)
+            # Σₙ gₙ as gᵀ·1: one kernel instead of a reduction and an add (a small model's step
+            # is mostly per-kernel overhead).
+            self.bias.grad.addmv_(grad_t, ones(x.shape[0], x))  # (out,)
         self._release()
-        return grad_output.mm(self.weight.data)  # (N, in)
 
     def extra_repr(self) -> str:
         return (

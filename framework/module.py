@@ -134,6 +134,11 @@ class Module:
 
     _cache: tuple[str, ...] = ()
     _released = False
+    # For Sequential's in-place work: whether forward returns a new tensor it keeps no
+    # reference to (so the next layer may overwrite it), and whether backward returns a new
+    # tensor (so the layer before may overwrite it: it is not the caller's gradient).
+    _fresh_output = False
+    _fresh_grad = False
 
     def __init__(self) -> None:
         self.training = True
@@ -229,13 +234,14 @@ class Module:
     def _parameter_list(self, found: list[Parameter]) -> list[Parameter]:
         """Append ``self.parameters()`` to ``found``, in the same order, without the nested
         generators (half of ``zero_grad``'s cost, which runs every step)."""
-        members = vars(self).values()
-        for value in members:
+        children = []
+        for value in vars(self).values():  # one pass over the attributes, not one per kind
             if isinstance(value, Parameter):
                 found.append(value)
-        for value in members:
-            if isinstance(value, Module):
-                value._parameter_list(found)
+            elif isinstance(value, Module):
+                children.append(value)
+        for child in children:
+            child._parameter_list(found)
         return found
 
     def zero_grad(self, set_to_none: bool = False) -> None:

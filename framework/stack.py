@@ -59,6 +59,7 @@ class StackedLinear(Module):
     """
 
     _cache = ("input",)
+    _fresh_output = _fresh_grad = True  # new tensors from bmm, not kept
 
     def __init__(
         self,
@@ -117,11 +118,21 @@ class StackedLinear(Module):
                 f"{self!r}: input dtype {x.dtype} does not match weight dtype {weight.dtype}"
             )
         self.input = x
-        y = torch.bmm(x, weight.transpose(1, 2))  # (M, B, out)
+        if self.out_features == 1:
+            # (M, 1, B) = W xᵀ has the memory layout of (M, B, 1); a row times a matrix is 25%
+            # faster than a matrix times a column in MKL's batched GEMM.
+            y = torch.bmm(weight, x.transpose(1, 2)).view(x.shape[0], x.shape[1], 1)
+        else:
+            y = torch.bmm(x, weight.transpose(1, 2))  # (M, B, out)
         # bmm then a broadcast add_: on CPU torch.baddbmm with a broadcast bias is twice as slow.
         return y if self.bias is None else y.add_(self.bias.data.unsqueeze(1))
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        self._accumulate(grad_output)
+        return grad_output.bmm(self.weight.data)  # (M, B, in)
+
+    def _accumulate(self, grad_output: torch.Tensor) -> None:
+        """The parameters' part of backward (all of it when dL/dx is not wanted)."""
         x = self._saved(self.input)
         if grad_output.shape != (self.models, x.shape[1], self.out_features):
             raise ValueError(
@@ -129,11 +140,15 @@ class StackedLinear(Module):
                 f"{self.out_features}), got {tuple(grad_output.shape)}"
             )
         # In place into .grad (and so into an optimizer's flat buffer), accumulating like torch.
-        self.weight.grad.baddbmm_(grad_output.transpose(1, 2), x)  # (M, out, in)
+        if self.in_features < self.out_features:
+            # ∂L/∂Wᵀ = xᵀ g: a GEMM with few columns (in) is slow, with few rows it is not (2x
+            # for in = 2); the small transpose is added into the gradient.
+            self.weight.grad.add_(torch.bmm(x.transpose(1, 2), grad_output).transpose(1, 2))
+        else:
+            self.weight.grad.baddbmm_(grad_output.transpose(1, 2), x)  # (M, out, in)
         if self.bias is not None:
             self.bias.grad.add_(grad_output.sum(1))  # (M, out)
         self._release()
-        return grad_output.bmm(self.weight.data)  # (M, B, in)
 
     def extra_repr(self) -> str:
         return (
@@ -283,7 +298,8 @@ def _copy_layer(layer: Module) -> Module:
 
 def unstack(stacked: Module) -> list[Module]:
     """The M ordinary models held by a stacked model (the inverse of `stack`): model m gets
-    a copy of slice m of every parameter, as it is now, with the same dtype and device, so its
+    a copy of slice m of every parameter as it is now, :math:`W^{(m)} = W[m]`,
+    :math:`b^{(m)} = b[m]`, with the same dtype and device (gradients zero), so its
     ``state_dict()`` loads into the equivalent torch.nn model (``strict=True``).
 
     Accepts a ``StackedSequential`` (giving ``Sequential`` models) or a ``StackedLinear``

@@ -311,3 +311,68 @@ def test_readme_example_trains_to_low_error():
         f"README example reached train error {error}; printed {printed.getvalue()!r}"
     )
     assert f"train error {error:.3f}" in printed.getvalue()
+
+
+# -- in-place work inside Sequential --------------------------------------------------------------
+IN_PLACE_CHAINS = {
+    "linear-activations": lambda: [
+        fw.Linear(3, 4),
+        fw.ReLU(),
+        fw.Linear(4, 4),
+        fw.Tanh(),
+        fw.Linear(4, 2),
+        fw.Sigmoid(),
+    ],
+    "activation-first": lambda: [fw.Tanh(), fw.ReLU(), fw.Linear(3, 2), fw.ReLU()],
+    "pass-through-last": lambda: [fw.Linear(3, 4), fw.ReLU(), fw.Dropout(0.0), fw.Flatten()],
+    "activation-last-after-activation": lambda: [fw.Linear(3, 4), fw.Tanh(), fw.ReLU()],
+    "leaky-elu": lambda: [fw.Linear(3, 4), fw.LeakyReLU(0.2), fw.ELU(), fw.Linear(4, 2), fw.ELU()],
+}
+
+
+@pytest.mark.parametrize("chain", IN_PLACE_CHAINS)
+def test_sequential_in_place_work_leaves_what_the_caller_holds_and_equals_layer_by_layer(
+    parity, chain
+):
+    """Sequential overwrites only its own intermediate tensors: the input, the output and the
+    gradient seed the caller holds keep their values, and output and gradients equal those of
+    the same layers called one by one, out of place."""
+    generator = torch.Generator().manual_seed(0)
+    model = fw.Sequential(*IN_PLACE_CHAINS[chain](), generator=generator).double()
+    layers = [layer for layer in model]
+    x = torch.randn(6, 3, dtype=F64, generator=generator)
+    seed = torch.randn(model(x).shape, dtype=F64, generator=generator)
+    x_before, seed_before = x.clone(), seed.clone()
+
+    y = x
+    for layer in layers:  # out of place, one by one
+        y = layer(y)
+    expected_output = y.clone()
+    g = seed.clone()
+    for layer in reversed(layers):
+        g = layer.backward(g)
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+
+    output = model(x)
+    held = output.clone()
+    grad_input = model.backward(seed)
+    assert torch.equal(x, x_before) and torch.equal(seed, seed_before)
+    assert torch.equal(output, held)
+    parity.check(f"in-place {chain} output", output, expected_output, atol=1e-15, rtol=1e-15)
+    parity.check(f"in-place {chain} grad_input", grad_input, g, atol=1e-15, rtol=1e-14)
+    for name, param in model.named_parameters():
+        parity.check(f"in-place {chain} {name}", param.grad, expected[name], atol=1e-15, rtol=1e-14)
+
+
+def test_backward_without_input_grad_accumulates_the_same_parameter_gradients():
+    model, criterion = mlp("relu"), fw.MSELoss()
+    x, y = data()
+    criterion(model(x), y)
+    assert model.backward(criterion.backward()) is not None
+    with_input = grads(model)
+    model.zero_grad()
+    criterion(model(x), y)
+    assert model.backward(criterion.backward(), input_grad=False) is None
+    for name, grad in grads(model).items():
+        assert torch.equal(grad, with_input[name]), name

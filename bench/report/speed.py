@@ -13,6 +13,16 @@ frameworks of each benchmark group and writes into ``--out``:
 - ``ratio.png`` / ``ratio.svg``: the ratio against hidden width (one line per batch size) and
   against batch size (one line per width), with lines at 1 (equal time) and at the 0.5 target.
 
+and, from tests/benchmarks/test_stacked.py, M models trained at once:
+
+- in ``summary.md``, the per-model step time of the stacked framework, torch.func, the
+  framework one model after another and torch.nn one model after another, for M = 1 … 1000,
+  with the ratios, their targets and whether they are met; then the achieved GFLOP/s of each
+  against the machine's single-thread matrix-product peak measured in the same run;
+- in ``summary.csv``, those rows too (``section`` = ``stacked``);
+- ``stacked.png`` / ``stacked.svg``: per-model step time against M (log-log, SGD and Adam) and
+  GFLOP/s against M under the peak (the roofline).
+
 The output depends only on the JSON: same JSON, byte-identical files.
 """
 
@@ -39,16 +49,26 @@ FRAMEWORKS = ("custom", "torch")
 RATIO_TARGET = 0.5  # our target where overhead dominates (Table III shapes)
 SAME_KERNELS_TARGET = 1.05  # where arithmetic dominates: both run the same BLAS kernels
 SCALE = re.compile(r"^scale-(?:(?P<optimizer>[a-z_]+)-)?w(?P<width>\d+)-b(?P<batch>\d+)$")
+STACK = re.compile(r"^stack-(?P<optimizer>[a-z]+)-m(?P<models>\d+)$")
+SEQUENTIAL = re.compile(
+    r"^sequential-(?P<optimizer>[a-z]+)-(?P<loss>[a-z]+)-(?P<zero>[a-z]+)_zero_grad$"
+)
 KINDS = {
     "run": "whole training run (`bench.harness.training.train`, 100 epochs)",
     "step": "one training step",
     "scale": "one training step",
+    "sequential": "one training step, framework API directly (no dL/dx)",
 }
+STACK_VS_FUNC = (100, 0.5)
+"""At M = 100 the stacked framework takes at most half of torch.func's time per model."""
+STACK_VS_SEQUENTIAL = (10, 0.6)
+"""At M = 10 stacking takes at most 0.6 of the time of the same models one after another."""
+CONTENDERS = ("stacked", "torch.func", "sequential custom", "sequential torch.nn")
 
 
 def target(group: str) -> float | None:
     """Our bound on custom / torch for ``group`` (None: measured, no target)."""
-    if group.startswith(("run-", "step-")):
+    if group.startswith(("run-", "step-", "sequential-")):
         return RATIO_TARGET
     match = SCALE.match(group)
     if match and (match["width"], match["batch"]) == ("1024", "1000"):
@@ -62,7 +82,8 @@ def group_order(group: str) -> tuple:
     if match:
         return (2, match["optimizer"] or "", int(match["width"]), int(match["batch"]))
     kind, _, optimizer = group.partition("-")
-    return ({"run": 0, "step": 1}.get(kind, 3), optimizer != "sgd", optimizer, 0)
+    rank = {"run": 0, "step": 1, "sequential": 1.5}.get(kind, 3)
+    return (rank, not optimizer.startswith("sgd"), optimizer, 0)
 
 
 @dataclass
@@ -122,7 +143,7 @@ def pairs(report: dict[str, Any]) -> list[Pair]:
     found = [
         Pair(group, entries["custom"], entries["torch"])
         for group, entries in groups.items()
-        if set(entries) == set(FRAMEWORKS)
+        if set(entries) == set(FRAMEWORKS) and not STACK.match(group)  # stacked: own section
     ]
     return sorted(found, key=lambda pair: group_order(pair.group))
 
@@ -146,12 +167,16 @@ def _machine(report: dict[str, Any], frame: pd.DataFrame, pairs_: list[Pair]) ->
     cores = cpu.get("count")
     threads = sorted({p.info("threads") for p in pairs_} - {None})
     versions = sorted({p.info("torch") for p in pairs_} - {None})
+    timers = sorted({b.get("options", {}).get("timer") for b in report["benchmarks"]} - {None})
+    clocks = {"perf_counter": "wall clock", "process_time": "this process's CPU time"}
+    timer = ", ".join(f"{t} ({clocks.get(t.rpartition('.')[2], 'timer')})" for t in timers)
     return (
         f"{len(frame)} groups measured {report.get('datetime', '')[:10]} on {brand}"
         + (f" ({cores} logical cores)" if cores else "")
         + f", torch.set_num_threads({', '.join(map(str, threads)) or '?'})"
         + f", torch {', '.join(versions) or '?'}"
         + f", Python {machine.get('python_version', '?')}, pytest-benchmark {report['version']}"
+        + (f", timer {timer}" if timer else "")
     )
 
 
@@ -161,13 +186,20 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
     lines = [
         "### Custom framework / torch.nn: time ratios",
         "",
-        "Measured by `make bench`: pytest-benchmark runs `tests/benchmarks/test_speed.py` with "
+        "Measured by `make bench`: pytest-benchmark runs `tests/benchmarks/` with "
         "both frameworks side by side in one session (each group times the same work in each), "
-        "then `python -m bench.report.speed` writes this table. A ratio below 1 means the custom "
+        "then `python -m bench.report.speed` writes this table. The two frameworks of a group "
+        "are timed interleaved (blocks of ~20 ms of one's steps alternate with as many of the "
+        "other's; whole runs alternate), so both sample the same moments of a shared machine. "
+        "A ratio below 1 "
+        "means the custom "
         "framework is faster. The ratio is of the medians; the range pairs the custom "
         "quartiles with the opposite torch quartiles (a conservative IQR band); *min* compares "
         "the fastest rounds. All groups use the Table III model family (2 inputs, 3 hidden "
-        "ReLU layers, sigmoid output, MSE, float32) on the fold-0 data of the sweep.",
+        "ReLU layers, sigmoid output, MSE unless the group says BCE, float32) on the sweep's "
+        "data. The *sequential* groups call the framework directly (`tests/benchmarks/"
+        "test_stacked.py`: no harness adapter, no dL/dx, as torch computes none for an input "
+        "without grad), zero_grad through the optimizer or through the model.",
         "",
         f"Machine: {_machine(report, frame, found)}.",
         "",
@@ -211,7 +243,7 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
             "run the same BLAS kernels and the ratio goes to 1. `ratio.png` (next to this "
             "file) plots these ratios, the error bars being the IQR range.",
         ]
-    lines += ["", "Regenerate: `make bench` (about 2–3 minutes on 2 cores)."]
+    lines += ["", "Regenerate: `make bench` (about 4–5 minutes on 2 cores)."]
     return "\n".join(lines) + "\n"
 
 
@@ -258,21 +290,312 @@ def figure(frame: pd.DataFrame) -> Figure:
     return fig
 
 
+# -- stacked models -------------------------------------------------------------------------------
+def _entries(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(group, contender): benchmark}`` for every timed benchmark that names its contender."""
+    found = {}
+    for bench in report["benchmarks"]:
+        contender = bench["extra_info"].get("contender")
+        if bench.get("stats") and contender:
+            found[bench["group"], contender] = bench
+    return found
+
+
+def peak_gflops(report: dict[str, Any]) -> float | None:
+    """The single-thread float32 matrix-product rate measured in the run (median round)."""
+    bench = _entries(report).get(("peak", "torch.mm"))
+    if bench is None:
+        return None
+    return bench["extra_info"]["flops"] / bench["stats"]["median"] / 1e9
+
+
+def _per_model(bench: dict[str, Any], key: str) -> float:
+    return bench["stats"][key] / bench["extra_info"]["models"]
+
+
+def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per optimizer and M: per-model step times (seconds) of the four contenders,
+    the ratios, targets, GFLOP/s; None when the run has no stacked groups."""
+    entries = _entries(report)
+    peak = peak_gflops(report)
+    rows = []
+    for group, contender in sorted(entries, key=lambda key: key[0]):
+        match = STACK.match(group)
+        if not match or contender != "stacked" or (group, "func") not in entries:
+            continue
+        ours, func = entries[group, "stacked"], entries[group, "func"]
+        optimizer, models = match["optimizer"], int(match["models"])
+        sequential = f"sequential-{optimizer}-mse-optimizer_zero_grad"
+        custom = entries.get((sequential, "sequential custom"))
+        torch_nn = entries.get((sequential, "sequential torch"))
+        info = ours["extra_info"]
+        flops = info["flops_per_model_step"]
+        row = {
+            "section": "stacked",
+            "group": group,
+            "optimizer": optimizer,
+            "models": models,
+            "layers": info.get("layers"),
+            "batch_size": info.get("batch_size"),
+            "loss": info.get("loss"),
+            "dtype": info.get("dtype"),
+            "stacked_s": _per_model(ours, "median"),
+            "func_s": _per_model(func, "median"),
+            "stacked_q1_s": _per_model(ours, "q1"),
+            "stacked_q3_s": _per_model(ours, "q3"),
+            "func_q1_s": _per_model(func, "q1"),
+            "func_q3_s": _per_model(func, "q3"),
+            "stacked_rounds": ours["stats"]["rounds"],
+            "func_rounds": func["stats"]["rounds"],
+            "sequential_custom_s": None if custom is None else _per_model(custom, "median"),
+            "sequential_torch_s": None if torch_nn is None else _per_model(torch_nn, "median"),
+            "flops_per_model_step": flops,
+            "peak_gflops": peak,
+        }
+        row["ratio_func"] = row["stacked_s"] / row["func_s"]
+        row["ratio_func_low"] = row["stacked_q1_s"] / row["func_q3_s"]
+        row["ratio_func_high"] = row["stacked_q3_s"] / row["func_q1_s"]
+        row["ratio_func_min"] = ours["stats"]["min"] / func["stats"]["min"]
+        row["ratio_sequential"] = (
+            None if custom is None else row["stacked_s"] / row["sequential_custom_s"]
+        )
+        for name in CONTENDERS:
+            seconds = row[_seconds_column(name)]
+            row[f"gflops_{_seconds_column(name)[:-2]}"] = (
+                None if seconds is None else flops / seconds / 1e9
+            )
+        target_func = STACK_VS_FUNC[1] if models == STACK_VS_FUNC[0] else None
+        target_sequential = STACK_VS_SEQUENTIAL[1] if models == STACK_VS_SEQUENTIAL[0] else None
+        row["target_func"] = target_func
+        row["met_func"] = None if target_func is None else bool(row["ratio_func"] <= target_func)
+        row["target_sequential"] = target_sequential
+        row["met_sequential"] = (
+            None
+            if target_sequential is None or row["ratio_sequential"] is None
+            else bool(row["ratio_sequential"] <= target_sequential)
+        )
+        rows.append(row)
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["optimizer", "models"], key=_optimizer_key).reset_index(drop=True)
+
+
+def _optimizer_key(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: (v != "sgd", v)) if column.name == "optimizer" else column
+
+
+def _seconds_column(contender: str) -> str:
+    return {
+        "stacked": "stacked_s",
+        "torch.func": "func_s",
+        "sequential custom": "sequential_custom_s",
+        "sequential torch.nn": "sequential_torch_s",
+    }[contender]
+
+
+def _us(seconds: float | None) -> str:
+    return "—" if seconds is None or pd.isna(seconds) else f"{seconds * 1e6:.3g}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def _met(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else ("yes" if value else "**no**")
+
+
+def stacked_markdown(frame: pd.DataFrame) -> list[str]:
+    """The stacked section of summary.md."""
+    first = frame.iloc[0]
+    peak = first["peak_gflops"]
+    lines = [
+        "",
+        "### Stacked models: time per model and step",
+        "",
+        "Training M models of one architecture: `fw.stack` of M models (weights `(M, out, in)`, "
+        "one batched program, `fw.StackedLoss`), against **torch.func** (the strongest torch "
+        "peer: `stack_module_state` of the M torch.nn models, `vmap` of `functional_call` and "
+        "the per-model loss, autograd through their sum, torch.optim over the stacked "
+        "parameters), and the same M models trained one after another with the framework "
+        "(*sequential custom*) and with torch.nn + torch.optim (*sequential torch.nn*; one "
+        "model's step, the same for each). "
+        f"Table III model ({first['layers']}, ReLU, sigmoid output, {first['loss']}, "
+        f"{first['dtype']}, batch {first['batch_size']}), one thread, "
+        "`tests/benchmarks/test_stacked.py`; times are medians per model and step "
+        "(a stacked step divided by M), in µs, stacked and torch.func timed interleaved; the "
+        "stacked/torch.func range pairs opposite quartiles, *min ratio* compares the fastest "
+        "rounds. Targets (on medians): stacked ≤ "
+        f"{STACK_VS_FUNC[1]} × torch.func at M = {STACK_VS_FUNC[0]}, stacked ≤ "
+        f"{STACK_VS_SEQUENTIAL[1]} × sequential custom at M = {STACK_VS_SEQUENTIAL[0]}.",
+        "",
+        "| optimizer | M | stacked | torch.func | stacked / torch.func | range (IQR) "
+        "| min ratio | sequential custom | sequential torch.nn | stacked / sequential custom "
+        "| target | met |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|:-:|",
+    ]
+    for row in frame.itertuples():
+        targets, met = [], []
+        if not pd.isna(row.target_func):
+            targets.append(f"stacked / torch.func ≤ {row.target_func:g}")
+            met.append(_met(row.met_func))
+        if not pd.isna(row.target_sequential):
+            targets.append(f"stacked / sequential custom ≤ {row.target_sequential:g}")
+            met.append(_met(row.met_sequential))
+        lines.append(
+            f"| {row.optimizer} | {row.models} | {_us(row.stacked_s)} | {_us(row.func_s)} "
+            f"| {_ratio(row.ratio_func)} | {row.ratio_func_low:.3f}–{row.ratio_func_high:.3f} "
+            f"| {_ratio(row.ratio_func_min)} "
+            f"| {_us(row.sequential_custom_s)} | {_us(row.sequential_torch_s)} "
+            f"| {_ratio(row.ratio_sequential)} | {'; '.join(targets) or '—'} "
+            f"| {', '.join(met) or '—'} |"
+        )
+    lines += [
+        "",
+        "Roofline: the useful arithmetic of one model's step (forward and backward products "
+        "and biases, the update; "
+        f"{first['flops_per_model_step'] / 1e6:.3g} MFLOP with SGD) divided by its time, in "
+        "GFLOP/s, against this thread's float32 matrix-product peak measured in the same run "
+        + (
+            f"(a 1024×1024 `torch.mm`: **{peak:.1f} GFLOP/s**)."
+            if peak is not None and not pd.isna(peak)
+            else "(not measured)."
+        ),
+        "",
+        "| optimizer | M | stacked | torch.func | sequential custom | sequential torch.nn "
+        "| stacked, % of peak |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in frame.itertuples():
+        share = "—" if peak is None or pd.isna(peak) else f"{100 * row.gflops_stacked / peak:.1f} %"
+        lines.append(
+            f"| {row.optimizer} | {row.models} | {_gflops(row.gflops_stacked)} "
+            f"| {_gflops(row.gflops_func)} | {_gflops(row.gflops_sequential_custom)} "
+            f"| {_gflops(row.gflops_sequential_torch)} | {share} |"
+        )
+    lines += [
+        "",
+        "`stacked.png` (next to this file) plots the time per model against M and the "
+        "GFLOP/s under the peak.",
+    ]
+    return lines
+
+
+def _gflops(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.3g}"
+
+
+def stacked_figure(frame: pd.DataFrame) -> Figure:
+    """Per-model step time against M (log-log), one panel per optimizer, and GFLOP/s against
+    M under the measured peak."""
+    optimizers = [o for o in ("sgd", "adam") if o in set(frame["optimizer"])]
+    colours = {name: PALETTE[index] for index, name in enumerate(CONTENDERS)}
+    markers = {"stacked": "o", "torch.func": "s"}
+    with sns.axes_style(RC), sns.plotting_context(rc=RC), matplotlib.rc_context(RC):
+        fig = Figure(figsize=(5 * (len(optimizers) + 1), 5.2), layout="constrained")
+        axes = fig.subplots(1, len(optimizers) + 1)
+        for ax, optimizer in zip(axes, optimizers, strict=False):
+            rows = frame[frame["optimizer"] == optimizer].sort_values("models")
+            models = rows["models"].to_numpy()
+            for name in ("stacked", "torch.func"):
+                column = _seconds_column(name)
+                prefix = column[:-2]
+                ax.errorbar(
+                    models,
+                    rows[column] * 1e6,
+                    yerr=[
+                        (rows[column] - rows[f"{prefix}_q1_s"]) * 1e6,
+                        (rows[f"{prefix}_q3_s"] - rows[column]) * 1e6,
+                    ],
+                    color=colours[name],
+                    marker=markers[name],
+                    capsize=3,
+                    label=name,
+                )
+            for name in ("sequential custom", "sequential torch.nn"):
+                value = rows[_seconds_column(name)].dropna()
+                if len(value):
+                    ax.axhline(
+                        value.iloc[0] * 1e6,
+                        color=colours[name],
+                        linestyle="--",
+                        linewidth=1.5,
+                        label=f"{name} (one model after another)",
+                    )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(models)
+            ax.set_xticklabels([str(m) for m in models])
+            ax.minorticks_off()
+            ax.set_xlabel("models trained at once, M")
+            ax.set_ylabel("time per model and step (µs)")
+            ax.set_title(optimizer.upper() if optimizer == "sgd" else optimizer.capitalize())
+            if optimizer == optimizers[0]:  # the same four contenders in every panel
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+        roof = axes[-1]
+        styles = {"sgd": "-", "adam": ":"}
+        for optimizer in optimizers:
+            rows = frame[frame["optimizer"] == optimizer].sort_values("models")
+            for name in ("stacked", "torch.func"):
+                roof.plot(
+                    rows["models"],
+                    rows[f"gflops_{_seconds_column(name)[:-2]}"],
+                    color=colours[name],
+                    marker=markers[name],
+                    linestyle=styles[optimizer],
+                    label=f"{name}, {optimizer}",
+                )
+        peak = frame["peak_gflops"].iloc[0]
+        if peak is not None and not pd.isna(peak):
+            roof.axhline(peak, color="0.3", linewidth=1.5, label=f"peak (mm): {peak:.0f} GFLOP/s")
+        roof.set_xscale("log")
+        roof.set_yscale("log")
+        models = sorted(frame["models"].unique())
+        roof.set_xticks(models)
+        roof.set_xticklabels([str(m) for m in models])
+        roof.minorticks_off()
+        roof.set_xlabel("models trained at once, M")
+        roof.set_ylabel("achieved GFLOP/s (useful FLOPs / time)")
+        roof.set_title("Roofline")
+        roof.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+        first = frame.iloc[0]
+        fig.suptitle(
+            f"M models of {first['layers']}, batch {first['batch_size']}, 1 thread: "
+            "stacked framework, torch.func, one after another"
+        )
+    return fig
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    with matplotlib.rc_context(RC):
+        fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
+        fig.set_layout_engine("none")
+        fig.savefig(svg, metadata=SVG_METADATA)
+    return [png, svg]
+
+
 def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write summary.md, summary.csv, ratio.png and ratio.svg into ``out_dir``."""
+    """Write summary.md, summary.csv, ratio.png/svg and (with stacked groups)
+    stacked.png/svg into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = table(report)
+    stacked = stacked_table(report)
     written = [out_dir / "summary.md", out_dir / "summary.csv"]
-    written[0].write_text(markdown(report, frame), encoding="utf-8")
-    frame.to_csv(written[1], index=False, float_format="%.6g", lineterminator="\n")
+    text = markdown(report, frame)
+    if stacked is not None:
+        regenerate = text.rindex("\nRegenerate:")
+        text = text[:regenerate] + "\n".join(stacked_markdown(stacked)) + "\n" + text[regenerate:]
+    written[0].write_text(text, encoding="utf-8")
+    csv = frame.assign(section="ratio")
+    if stacked is not None:
+        csv = pd.concat([csv, stacked], ignore_index=True)
+    csv.to_csv(written[1], index=False, float_format="%.6g", lineterminator="\n")
     if frame["group"].str.match(r"^scale-w\d+-b\d+$").any():
-        fig = figure(frame)
-        png, svg = out_dir / "ratio.png", out_dir / "ratio.svg"
-        with matplotlib.rc_context(RC):
-            fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
-            fig.set_layout_engine("none")
-            fig.savefig(svg, metadata=SVG_METADATA)
-        written += [png, svg]
+        written += _save(figure(frame), out_dir, "ratio")
+    if stacked is not None:
+        written += _save(stacked_figure(stacked), out_dir, "stacked")
     return written
 
 

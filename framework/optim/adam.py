@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import FlatGroup, Optimizer, add_scaled, check_range, is_zero
+from .optimizer import (
+    FlatGroup,
+    Optimizer,
+    add_scaled,
+    check_range,
+    is_zero,
+    root_of_second_moment,
+)
 
 
 class Adam(Optimizer):
@@ -26,6 +33,11 @@ class Adam(Optimizer):
     ``exp_avg_sq`` (:math:`v_t`). The groups also hold torch's ``amsgrad``, ``maximize``,
     ``foreach``, ``capturable``, ``differentiable``, ``fused`` and ``decoupled_weight_decay``,
     accepted off.
+
+    Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
+    number below may be a tensor of shape ``(M,)`` instead (each of β₁, β₂), model m updated
+    with value m: one step trains, say, a grid of M learning rates. Validated when given
+    (finite, in range); a step reads nothing back.
 
     Args:
         params: parameters or parameter groups.
@@ -94,13 +106,16 @@ class Adam(Optimizer):
         # Per-model betas: the bias corrections are vectors, recomputed each step (2 kernels).
         bias_correction1 = 1 - flat.vector(beta1, "beta1") ** step
         bias_correction2 = 1 - flat.vector(beta2, "beta2") ** step
-        step_size = flat.vector(group["lr"], "lr") / bias_correction1
-        denominator = torch.sqrt(exp_avg_sq, out=scratch)
+        # θ − γ/c₁ · m / (√v/√c₂ + ε) computed as θ − (γ√c₂/c₁) · m / (√v + ε√c₂): the same
+        # update without a division pass over √v (c₂ = 1 − β₂ᵗ).
         if isinstance(bias_correction2, torch.Tensor):
-            denominator.div_(bias_correction2.sqrt_())
+            root = bias_correction2.sqrt_()
         else:
-            denominator.div_(math.sqrt(bias_correction2))
-        denominator.add_(flat.vector(group["eps"], "eps"))
+            root = math.sqrt(bias_correction2)
+        step_size = flat.vector(group["lr"], "lr") * root / bias_correction1
+        eps = flat.vector(group["eps"], "eps")
+        denominator = root_of_second_moment(exp_avg_sq, eps, out=scratch)
+        denominator.add_(eps * root)
         if isinstance(step_size, torch.Tensor):
             # m / (denominator / step size): the per-model step size in the same fused update.
             param.addcdiv_(exp_avg, denominator.div_(step_size), value=-1)

@@ -18,7 +18,8 @@ laid out parameter after parameter, each parameter's M slices one after another,
 multiplies by a per-element vector (the M values, each repeated over its model's elements: built
 once and cached until the tensor is replaced or changed in place), one fused kernel like the
 float's. Tensor values are validated when the optimizer (or a group, or a state dict) is given
-them: a step reads nothing back to the host.
+them: a step reads nothing back to the host (so a tensor later written into ``param_groups``,
+or changed in place as a schedule would, is used as it is, unchecked).
 """
 
 from __future__ import annotations
@@ -194,6 +195,23 @@ def is_zero(value: float | torch.Tensor) -> bool:
     """Whether a hyperparameter is the float 0 (a term the update can skip); a per-model tensor
     never is (it is not read back in a step)."""
     return not isinstance(value, torch.Tensor) and value == 0
+
+
+def root_of_second_moment(
+    moment: torch.Tensor, eps: float | torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """√v of a second-moment estimate v ≥ 0 (into ``out`` if given).
+
+    With ε > 0, √v is taken of max(v, smallest normal number): on the CPU the square root of 0
+    or of a subnormal is about 30 times slower than of any other number, and zeros are common
+    (every weight of a dead unit). The result changes only where v is below 1.2e-38 (float32),
+    by less than 1.1e-19 in √v, which the added ε ≥ 1e-8-ish makes invisible; with ε = 0 the
+    exact √v is kept (there it decides between a finite step and torch's inf or NaN)."""
+    if not isinstance(eps, torch.Tensor) and eps == 0:
+        return torch.sqrt(moment, out=out) if out is not None else moment.sqrt()
+    tiny = torch.finfo(moment.dtype).tiny
+    clamped = torch.clamp_min(moment, tiny, out=out) if out is not None else moment.clamp_min(tiny)
+    return clamped.sqrt_()
 
 
 def add_scaled(

@@ -8,7 +8,15 @@ from typing import Any, ClassVar
 import torch
 
 from ..module import Parameter
-from .optimizer import FlatGroup, Optimizer, add_scaled, add_scaled_, check_range, is_zero
+from .optimizer import (
+    FlatGroup,
+    Optimizer,
+    add_scaled,
+    add_scaled_,
+    check_range,
+    is_zero,
+    root_of_second_moment,
+)
 
 
 class RMSprop(Optimizer):
@@ -27,6 +35,11 @@ class RMSprop(Optimizer):
     ``momentum_buffer`` (:math:`b_t`, when μ > 0), ``grad_avg`` (:math:`\bar g_t`, when
     centered). The groups also hold torch's ``capturable``, ``foreach``, ``maximize`` and
     ``differentiable``, accepted off.
+
+    Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
+    number below may be a tensor of shape ``(M,)`` instead, model m updated with value m: one
+    step trains, say, a grid of M learning rates. Validated when given (finite, in range); a
+    step reads nothing back.
 
     Args:
         params: parameters or parameter groups.
@@ -108,7 +121,7 @@ class RMSprop(Optimizer):
             )
             average = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
         else:
-            average = square_avg.sqrt()
+            average = root_of_second_moment(square_avg, group["eps"])
         average.add_(flat.vector(group["eps"], "eps"))
         lr = flat.vector(group["lr"], "lr")
         if self._momentum(group):

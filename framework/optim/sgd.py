@@ -23,6 +23,12 @@ class SGD(Optimizer):
     State per parameter, as torch's: ``momentum_buffer`` (:math:`b_t`, when μ ≠ 0). The groups
     also hold torch's ``maximize``, ``foreach``, ``differentiable`` and ``fused``, accepted off.
 
+    Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
+    number below may be a tensor of shape ``(M,)`` instead, model m updated with value m: one
+    step trains, say, a grid of M learning rates. Validated when given (finite, in range; a
+    per-model momentum keeps a buffer for every model, so a model with μ = 0 needs τ = 0); a
+    step reads nothing back.
+
     Args:
         params: parameters or parameter groups.
         lr: learning rate γ (default 1e-3, torch's).

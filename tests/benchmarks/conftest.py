@@ -3,17 +3,30 @@ the measured shapes in each benchmark's ``extra_info``.
 
 The benchmarks time; nothing here asserts a time. Under ``make test`` (``--benchmark-disable``
 from pyproject) every benchmark runs its target once, untimed, on a shortened run.
+
+The two contenders of a group are timed *interleaved* (`interleaved`): blocks of ~20 ms of timed
+steps of one alternate with as many untimed steps of the other, so both sample the same moments
+of the machine. On shared cores the speed drifts by up to 2x over seconds to minutes; timed one
+after the other, two contenders can see different machines and their ratio moves with the drift.
 """
 
 from __future__ import annotations
 
 import platform
+import time
+from collections.abc import Callable
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
+from bench.harness import config
+
 THREADS = 1
+
+# The job configs the benchmarks compose need the structured schema in Hydra's ConfigStore (the
+# app registers it when it starts; `make bench` runs these files alone).
+config.register()
 
 
 def shapes(cfg: DictConfig) -> dict[str, object]:
@@ -60,3 +73,49 @@ def record(benchmark, one_thread):
         )
 
     return _record
+
+
+INTERLEAVED_BUDGET = 1.0
+"""Seconds of timed and untimed steps per benchmark (pytest-benchmark's default max_time)."""
+INTERLEAVED_BLOCK = 0.02
+"""Seconds of one contender's steps between switches: short against the machine's drift, long
+enough that the step after a switch (its caches taken by the other contender) is a rare round
+and not the median one."""
+
+
+@pytest.fixture
+def interleaved(benchmark) -> Callable[..., None]:
+    """``interleaved(step, other)``: time ``step`` one call per round (pytest-benchmark's
+    pedantic mode), switching every ~``INTERLEAVED_BLOCK`` seconds to an untimed block of as many
+    steps of ``other``, the group's other contender, as it has timed rounds in a block; enough
+    rounds to fill about ``INTERLEAVED_BUDGET`` seconds (at least ``min_rounds``). Under
+    ``--benchmark-disable`` each runs once."""
+
+    def run(step: Callable[[], object], other: Callable[[], object], min_rounds: int = 15) -> None:
+        if not benchmark.enabled:
+            benchmark(step)
+            other()
+            return
+        for _ in range(3):  # warm-up of both (allocations, caches, lazy initialisation)
+            other()
+            step()
+        pairs, start = 0, time.perf_counter()
+        while pairs < 3 or time.perf_counter() - start < 0.05:
+            other()
+            step()
+            pairs += 1
+        per_pair = (time.perf_counter() - start) / pairs
+        rounds = max(min_rounds, min(20_000, int(INTERLEAVED_BUDGET / per_pair)))
+        block = max(1, int(INTERLEAVED_BLOCK / (per_pair / 2)))
+        calls = [0]
+
+        def setup() -> None:  # returns nothing: pytest-benchmark then calls step() bare
+            if calls[0] % block == 0:
+                for _ in range(block):
+                    other()
+            calls[0] += 1
+
+        benchmark.pedantic(step, setup=setup, rounds=rounds, iterations=1, warmup_rounds=1)
+        benchmark.extra_info["interleaved_block"] = block
+
+    return run

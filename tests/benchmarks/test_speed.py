@@ -14,7 +14,9 @@ pytest-benchmark prints them together with its relative column. ``make bench`` t
   framework's advantage (Python and autograd overhead, not arithmetic) ends.
   ``scale-adam-w1024-b1000``: the largest point with Adam.
 
-No test asserts a time. With ``--benchmark-disable`` (``make test``) each target runs once.
+The two frameworks of a group are timed interleaved (conftest's ``interleaved``: an untimed
+step, or run, of the other before each timed round). No test asserts a time. With
+``--benchmark-disable`` (``make test``) each target runs once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench.harness import config, data, models
+from bench.harness import data, models
 from bench.harness.training import CustomAdapter, TorchAdapter, train
 
 CONF = Path(__file__).resolve().parents[2] / "bench" / "conf"
@@ -44,7 +46,6 @@ BATCHES = [10, 100, 1000]
 
 @functools.cache
 def _compose(overrides: tuple[str, ...]) -> DictConfig:
-    config.register()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return compose("config", overrides=list(overrides))
 
@@ -73,19 +74,29 @@ def _minibatches(cfg: DictConfig, split: data.Split):
     return itertools.cycle(list(zip(x, y, strict=True)))
 
 
-def _time_steps(benchmark, cfg: DictConfig, framework: str) -> None:
-    """Time ``adapter.step`` (pytest-benchmark's calibration and warm-up), then check that the
-    model is still finite after all those steps."""
-    split = fold_data(cfg)
+def _stepper(cfg: DictConfig, framework: str, split: data.Split):
+    """``(step, finite)`` of a fresh ``framework`` adapter on the fold's mini-batches, cycled."""
     adapter = fresh_adapter(cfg, framework)
     batches = _minibatches(cfg, split)
 
     def step() -> None:
         adapter.step(*next(batches))
 
-    benchmark(step)
-    (loss,), _ = adapter.evaluate(split.x_train, split.y_train)
-    assert math.isfinite(loss), f"{framework} diverged while being timed"
+    def finite() -> bool:
+        (loss,), _ = adapter.evaluate(split.x_train, split.y_train)  # one model
+        return math.isfinite(loss)
+
+    return step, finite
+
+
+def _time_steps(interleaved, cfg: DictConfig, framework: str) -> None:
+    """Time ``adapter.step``, interleaved with the other framework's step (conftest), then check
+    that the model is still finite after all those steps."""
+    split = fold_data(cfg)
+    step, finite = _stepper(cfg, framework, split)
+    other, _ = _stepper(cfg, next(f for f in FRAMEWORKS if f != framework), split)
+    interleaved(step, other)
+    assert finite(), f"{framework} diverged while being timed"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -96,8 +107,13 @@ def test_training_run(benchmark, record, framework, optimizer):
     split = fold_data(cfg)
     harness_seconds: list[float] = []
 
+    other = next(f for f in FRAMEWORKS if f != framework)
+
     def setup():
         shuffle = data.generator(cfg.seed, 0, "shuffle")
+        if benchmark.enabled:  # interleaved: an untimed run of the other framework first
+            train(fresh_adapter(cfg, other), split, cfg.epochs, cfg.batch_size, shuffle)
+            shuffle = data.generator(cfg.seed, 0, "shuffle")
         return (fresh_adapter(cfg, framework), shuffle), {}
 
     def run(adapter, shuffle):
@@ -116,10 +132,10 @@ def test_training_run(benchmark, record, framework, optimizer):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_training_step(benchmark, record, framework, optimizer):
+def test_training_step(interleaved, record, framework, optimizer):
     cfg = job_config(f"optimizer={optimizer}")
     record(f"step-{optimizer}", cfg, framework)
-    _time_steps(benchmark, cfg, framework)
+    _time_steps(interleaved, cfg, framework)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -128,8 +144,8 @@ def test_training_step(benchmark, record, framework, optimizer):
     [pytest.param("sgd", w, b, id=f"w{w}-b{b}") for w in WIDTHS for b in BATCHES]
     + [pytest.param("adam", 1024, 1000, id="adam-w1024-b1000")],
 )
-def test_scaling(benchmark, record, framework, optimizer, width, batch):
+def test_scaling(interleaved, record, framework, optimizer, width, batch):
     cfg = job_config(f"optimizer={optimizer}", f"model.hidden_width={width}", f"batch_size={batch}")
     prefix = "scale" if optimizer == "sgd" else f"scale-{optimizer}"
     record(f"{prefix}-w{width}-b{batch}", cfg, framework)
-    _time_steps(benchmark, cfg, framework)
+    _time_steps(interleaved, cfg, framework)

@@ -1,0 +1,257 @@
+"""Training M models at once: the stacked framework against its peers, per model and step.
+
+The Table III model (2-25-25-25-1, ReLU, sigmoid output, float32, batch 100, one thread). One
+*step* is forward, loss, zero_grad, backward (parameter gradients only: nobody needs dL/dx)
+and optimizer update. Contenders, each timed in this session:
+
+- ``stack-{sgd,adam}-m{M}``, M in 1, 10, 100, 1000: **stacked** (``fw.stack`` of M models,
+  ``fw.StackedLoss(fw.MSELoss())``, one framework optimizer over the stacked parameters) and
+  **torch.func** (the strongest torch peer: ``stack_module_state`` of the M torch.nn twins,
+  ``vmap`` of ``functional_call`` and the per-model MSE, autograd backward of the summed losses,
+  torch.optim over the stacked parameters). Both do the work of M models per step; the report
+  divides by M.
+- ``sequential-{sgd,adam}-{mse,bce}-{optimizer,model}_zero_grad``: **custom** (one framework
+  model) and **torch** (its torch.nn twin, torch.optim), the per-model cost of training M models
+  one after another (each step is the same work whatever the model). zero_grad through the
+  optimizer or through the model (torch's ``set_to_none=True`` default, ours zeroes).
+- ``peak``: one 1024×1024 float32 ``torch.mm`` on the same thread, the machine's attainable
+  matrix-product rate, for the roofline.
+
+Each benchmark records in ``extra_info`` its contender, M, and the FLOPs of one model's step
+(`flops_per_model_step`), so ``python -m bench.report.speed`` can give GFLOP/s against the peak.
+The two contenders of a group are timed interleaved (conftest's ``interleaved``). No test
+asserts a time; under ``make test`` (benchmarks disabled) each target runs once with at most 2
+models and a 64×64 product.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+
+import pytest
+import torch
+from test_speed import fold_data, job_config
+
+import framework as fw
+from bench.harness import data, models
+from bench.harness.reference import torch_loss, torch_twin
+
+MODELS = [1, 10, 100, 1000]
+TINY_MODELS = 2  # under make test: every target once, small
+BATCHES = 10  # mini-batches per model, cycled
+PEAK_SIZE = 1024
+
+UPDATE_FLOPS = {"sgd": 2, "adam": 12}
+"""FLOPs per parameter of one update: SGD θ − γg (a multiply and an add); Adam: weight-decay-
+free moments (lerp 3, v 3), square root, ε, division, step (about 12, counted loosely)."""
+
+
+def flops_per_model_step(widths: list[int], batch: int, optimizer: str) -> int:
+    r"""Useful FLOPs of one training step of one model (the same for every contender):
+
+    .. math::
+        F = \underbrace{2 B \sum_l n_l m_l + B \sum_l m_l}_{\text{forward: products, biases}}
+          + \underbrace{2 B \sum_l n_l m_l + B \sum_l m_l}_{\partial W,\ \partial b}
+          + \underbrace{2 B \sum_{l \ge 2} n_l m_l}_{\partial x \text{ (not the input's)}}
+          + u P
+
+    for layers l of n_l inputs and m_l outputs, batch B, P parameters and u FLOPs per
+    parameter of the update (`UPDATE_FLOPS`). Element-wise activations and the loss (O(B·m))
+    are left out: the products are the arithmetic that matters. 2-25-25-25-1, B = 100, SGD:
+    0.80 MFLOP.
+    """
+    layers = list(itertools.pairwise(widths))
+    products = sum(n * m for n, m in layers)
+    outputs = sum(m for _, m in layers)
+    parameters = sum(n * m + m for n, m in layers)
+    forward = 2 * batch * products + batch * outputs
+    backward = (
+        2 * batch * products + batch * outputs + 2 * batch * (products - widths[0] * widths[1])
+    )
+    return forward + backward + UPDATE_FLOPS[optimizer] * parameters
+
+
+def widths(cfg) -> list[int]:
+    return [2] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [1]
+
+
+def model_batches(cfg, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``BATCHES`` stacked mini-batches: x ``(BATCHES, count, B, 2)``, y ``(BATCHES, count, B,
+    1)``; model m sees the mini-batches of fold m mod 10, starting at a different one."""
+    splits = [fold_data(cfg, fold) for fold in range(min(count, 10))]
+    xs, ys = [], []
+    for step in range(BATCHES):
+        x_step, y_step = [], []
+        for index in range(count):
+            split = splits[index % len(splits)]
+            start = ((step + index) % BATCHES) * cfg.batch_size
+            x_step.append(split.x_train[start : start + cfg.batch_size])
+            y_step.append(split.y_train[start : start + cfg.batch_size])
+        xs.append(torch.stack(x_step))
+        ys.append(torch.stack(y_step))
+    return torch.stack(xs), torch.stack(ys)
+
+
+def fresh_models(cfg, count: int) -> list[fw.Sequential]:
+    """``count`` framework models, model m initialised from fold m's init stream."""
+    return [models.build_model(cfg, data.generator(cfg.seed, m, "init")) for m in range(count)]
+
+
+def optimizer_options(cfg) -> dict:
+    built = models.build_optimizer(cfg, fw.Sequential(fw.Linear(1, 1)))
+    return {key: value for key, value in built.param_groups[0].items() if key != "params"}
+
+
+def stacked_step(cfg, count: int):
+    """One step of ``count`` stacked framework models (SGD/Adam from the job config)."""
+    stacked = fw.stack(fresh_models(cfg, count))
+    criterion = fw.StackedLoss(fw.MSELoss())
+    optimizer = models.build_optimizer(cfg, stacked)
+    xs, ys = model_batches(cfg, count)
+    batches = itertools.cycle(range(BATCHES))
+
+    def step() -> None:
+        index = next(batches)
+        criterion(stacked(xs[index]), ys[index])
+        optimizer.zero_grad()
+        stacked.backward(criterion.backward(), input_grad=False)
+        optimizer.step()
+
+    def finite() -> bool:
+        return bool(torch.isfinite(criterion(stacked(xs[0]), ys[0])).all())
+
+    return step, finite
+
+
+def func_step(cfg, count: int):
+    """The same with torch.func: the M torch.nn twins' parameters stacked, the per-model losses
+    vmapped, autograd through their sum, torch.optim over the stacked parameters."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    twins = [torch_twin(model) for model in fresh_models(cfg, count)]
+    params, buffers = stack_module_state(twins)
+    base = copy.deepcopy(twins[0]).to("meta")
+
+    def loss(p, b, x, y):
+        return torch.nn.functional.mse_loss(functional_call(base, (p, b), (x,)), y)
+
+    losses = vmap(loss)
+    options = optimizer_options(cfg)
+    name = {"sgd": "SGD", "adam": "Adam"}[cfg.optimizer.name]
+    optimizer = getattr(torch.optim, name)(list(params.values()), **options)
+    xs, ys = model_batches(cfg, count)
+    batches = itertools.cycle(range(BATCHES))
+
+    def step() -> None:
+        index = next(batches)
+        optimizer.zero_grad()
+        losses(params, buffers, xs[index], ys[index]).sum().backward()
+        optimizer.step()
+
+    def finite() -> bool:
+        with torch.no_grad():
+            return bool(torch.isfinite(losses(params, buffers, xs[0], ys[0])).all())
+
+    return step, finite
+
+
+def sequential_step(cfg, framework: str, zero_grad: str):
+    """One step of one model: the framework's, or its torch.nn twin with torch.optim."""
+    model = fresh_models(cfg, 1)[0]
+    criterion = models.LOSSES[cfg.loss.name.value]()
+    optimizer = models.build_optimizer(cfg, model)
+    xs, ys = model_batches(cfg, 1)
+    batches = itertools.cycle(range(BATCHES))
+    if framework == "custom":
+        clear = optimizer.zero_grad if zero_grad == "optimizer" else model.zero_grad
+
+        def step() -> None:
+            index = next(batches)
+            criterion(model(xs[index, 0]), ys[index, 0])
+            clear()
+            model.backward(criterion.backward(), input_grad=False)
+            optimizer.step()
+
+        def finite() -> bool:
+            return math.isfinite(criterion(model(xs[0, 0]), ys[0, 0]).item())
+
+        return step, finite
+
+    twin = torch_twin(model)
+    twin_criterion = torch_loss(criterion)
+    name = {"sgd": "SGD", "adam": "Adam"}[cfg.optimizer.name]
+    twin_optimizer = getattr(torch.optim, name)(twin.parameters(), **optimizer_options(cfg))
+    clear = twin_optimizer.zero_grad if zero_grad == "optimizer" else twin.zero_grad
+
+    def twin_step() -> None:
+        index = next(batches)
+        clear()
+        twin_criterion(twin(xs[index, 0]), ys[index, 0]).backward()
+        twin_optimizer.step()
+
+    def twin_finite() -> bool:
+        with torch.no_grad():
+            return math.isfinite(twin_criterion(twin(xs[0, 0]), ys[0, 0]).item())
+
+    return twin_step, twin_finite
+
+
+# The two contenders of a group run one right after the other (the innermost parameter): on a
+# shared machine the speed drifts over minutes.
+@pytest.mark.parametrize("contender", ["stacked", "func"])
+@pytest.mark.parametrize("count", MODELS, ids=lambda m: f"m{m}")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_step(benchmark, interleaved, record, optimizer, contender, count):
+    cfg = job_config(f"optimizer={optimizer}")
+    count = count if benchmark.enabled else min(count, TINY_MODELS)
+    flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
+    record(
+        f"stack-{optimizer}-m{count}",
+        cfg,
+        "custom" if contender == "stacked" else "torch",
+        contender=contender,
+        models=count,
+        flops_per_model_step=flops,
+    )
+    makers = {"stacked": stacked_step, "func": func_step}
+    step, finite = makers[contender](cfg, count)
+    other, _ = makers["func" if contender == "stacked" else "stacked"](cfg, count)
+    interleaved(step, other)
+    assert finite(), f"{contender} diverged while being timed"
+
+
+@pytest.mark.parametrize("framework", ["custom", "torch"])
+@pytest.mark.parametrize("zero_grad", ["optimizer", "model"])
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_sequential_step(interleaved, record, optimizer, framework, loss, zero_grad):
+    cfg = job_config(f"optimizer={optimizer}", f"loss={loss}")
+    flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
+    record(
+        f"sequential-{optimizer}-{loss}-{zero_grad}_zero_grad",
+        cfg,
+        framework,
+        contender=f"sequential {framework}",
+        models=1,
+        zero_grad=zero_grad,
+        flops_per_model_step=flops,
+    )
+    step, finite = sequential_step(cfg, framework, zero_grad)
+    other, _ = sequential_step(cfg, "torch" if framework == "custom" else "custom", zero_grad)
+    interleaved(step, other)
+    assert finite(), f"{framework} diverged while being timed"
+
+
+def test_matmul_peak(benchmark, record):
+    """The attainable float32 matrix-product rate of this thread (the roofline's roof)."""
+    cfg = job_config()
+    size = PEAK_SIZE if benchmark.enabled else 64
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=generator)
+    b = torch.rand(size, size, generator=generator)
+    out = torch.empty(size, size)
+    record("peak", cfg, "peak", contender="torch.mm", size=size, flops=2 * size**3)
+    benchmark(torch.mm, a, b, out=out)
+    torch.testing.assert_close(out[:2, :2], a[:2] @ b[:, :2], rtol=1e-4, atol=1e-3)

@@ -1,0 +1,166 @@
+"""The speed report (bench.report.speed) from a synthetic pytest-benchmark JSON of known times:
+the ratio table, the stacked-models section (per-model times, ratios, targets, GFLOP/s against the
+peak), the CSV and the figures, byte-identical when written twice."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.report import speed
+
+FLOPS = 800_000  # per model and step
+PEAK_FLOPS = 2 * 1024**3
+
+
+def entry(group: str, framework: str, median: float, **info) -> dict:
+    """One benchmark of the JSON, its quartiles ±10% around ``median`` (seconds)."""
+    return {
+        "group": group,
+        "params": {},
+        "extra_info": {
+            "framework": framework,
+            "threads": 1,
+            "torch": "2.x",
+            "layers": "2-25-25-25-1",
+            "hidden_width": 25,
+            "batch_size": 100,
+            "optimizer": group.split("-")[1] if "-" in group else "sgd",
+            "loss": "mse",
+            "dtype": "float32",
+            **info,
+        },
+        "stats": {
+            "median": median,
+            "q1": 0.9 * median,
+            "q3": 1.1 * median,
+            "iqr": 0.2 * median,
+            "min": 0.8 * median,
+            "rounds": 20,
+        },
+    }
+
+
+# Per model and step, in µs: SGD stacked meets both targets, Adam misses both.
+STACKED_US = {
+    "sgd": {1: 200, 10: 30, 100: 20, 1000: 25},
+    "adam": {1: 400, 10: 80, 100: 40, 1000: 60},
+}
+FUNC_US = {
+    "sgd": {1: 1000, 10: 150, 100: 50, 1000: 45},
+    "adam": {1: 1400, 10: 200, 100: 60, 1000: 80},
+}
+SEQUENTIAL_US = {"sgd": (100, 400), "adam": (120, 700)}  # (custom, torch.nn)
+
+
+def report() -> dict:
+    benchmarks = [entry("step-sgd", "custom", 120e-6), entry("step-sgd", "torch", 320e-6)]
+    for optimizer in ("sgd", "adam"):
+        custom, torch_nn = SEQUENTIAL_US[optimizer]
+        for loss in ("mse", "bce"):
+            group = f"sequential-{optimizer}-{loss}-optimizer_zero_grad"
+            for framework, time in (("custom", custom), ("torch", torch_nn)):
+                benchmarks.append(
+                    entry(
+                        group,
+                        framework,
+                        time * 1e-6,
+                        contender=f"sequential {framework}",
+                        models=1,
+                        flops_per_model_step=FLOPS,
+                    )
+                )
+        for models in (1, 10, 100, 1000):
+            group = f"stack-{optimizer}-m{models}"
+            for contender, times in (("stacked", STACKED_US), ("func", FUNC_US)):
+                benchmarks.append(
+                    entry(
+                        group,
+                        "custom" if contender == "stacked" else "torch",
+                        times[optimizer][models] * models * 1e-6,  # a stacked step: M models
+                        contender=contender,
+                        models=models,
+                        flops_per_model_step=FLOPS,
+                    )
+                )
+    benchmarks.append(
+        entry("peak", "peak", PEAK_FLOPS / 100e9, contender="torch.mm", flops=PEAK_FLOPS)
+    )
+    return {
+        "benchmarks": benchmarks,
+        "machine_info": {"cpu": {"brand_raw": "Test CPU", "count": 2}, "python_version": "3.11"},
+        "datetime": "2026-01-01T00:00:00",
+        "version": "5.0",
+    }
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("speed")
+    speed.write(report(), out)
+    return out
+
+
+def test_stacked_table_has_per_model_times_ratios_and_targets():
+    frame = speed.stacked_table(report())
+    assert list(zip(frame["optimizer"], frame["models"], strict=True)) == [
+        (o, m) for o in ("sgd", "adam") for m in (1, 10, 100, 1000)
+    ]
+    for row in frame.itertuples():
+        assert row.stacked_s == pytest.approx(STACKED_US[row.optimizer][row.models] * 1e-6)
+        assert row.func_s == pytest.approx(FUNC_US[row.optimizer][row.models] * 1e-6)
+        assert row.ratio_func == pytest.approx(row.stacked_s / row.func_s)
+        custom, torch_nn = SEQUENTIAL_US[row.optimizer]
+        assert row.sequential_custom_s == pytest.approx(custom * 1e-6)
+        assert row.sequential_torch_s == pytest.approx(torch_nn * 1e-6)
+        assert row.gflops_stacked == pytest.approx(FLOPS / row.stacked_s / 1e9)
+        assert row.peak_gflops == pytest.approx(100.0)
+    sgd = frame.set_index(["optimizer", "models"])
+    assert sgd.loc[("sgd", 100), "met_func"] is True  # 20 / 50 = 0.4
+    assert sgd.loc[("adam", 100), "met_func"] is False  # 40 / 60 = 0.67
+    assert sgd.loc[("sgd", 10), "met_sequential"] is True  # 30 / 100
+    assert sgd.loc[("adam", 10), "met_sequential"] is False  # 80 / 120
+    assert pd.isna(sgd.loc[("sgd", 1000), "target_func"])
+
+
+def test_summary_has_the_stacked_section_with_met_yes_and_no(written: Path):
+    text = (written / "summary.md").read_text()
+    assert text.index("### Custom framework / torch.nn") < text.index("### Stacked models")
+    assert text.index("### Stacked models") < text.index("Regenerate:")
+    assert (
+        "| sgd | 100 | 20 | 50 | 0.400 | 0.327–0.489 | 0.400 | 100 | 400 | 0.200 "
+        "| stacked / torch.func ≤ 0.5 | yes |" in text
+    )
+    assert "| adam | 100 | 40 | 60 | 0.667 |" in text and "≤ 0.5 | **no** |" in text
+    assert "| adam | 10 | 80 | 200 | 0.400 |" in text and "≤ 0.6 | **no** |" in text
+    assert "**100.0 GFLOP/s**" in text
+    assert "| sgd | 100 | 40 | 16 | 8 | 2 | 40.0 % |" in text  # GFLOP/s of each, % of peak
+    # The sequential groups are custom / torch.nn pairs of the main table, with the 0.5 target.
+    assert "| sequential-sgd-mse-optimizer_zero_grad | one training step, framework API" in text
+
+
+def test_csv_holds_both_sections(written: Path):
+    csv = pd.read_csv(written / "summary.csv")
+    assert set(csv["section"]) == {"ratio", "stacked"}
+    stacked = csv[csv["section"] == "stacked"]
+    assert len(stacked) == 8
+    assert stacked["stacked_s"].min() == pytest.approx(20e-6)
+
+
+def test_figures_are_written_and_byte_identical_twice(written: Path, tmp_path: Path):
+    speed.write(copy.deepcopy(report()), tmp_path)
+    for name in ("summary.md", "summary.csv", "stacked.png", "stacked.svg"):
+        assert (written / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    assert (written / "stacked.png").read_bytes().startswith(b"\x89PNG")
+    assert (written / "stacked.png").stat().st_size > 10_000
+
+
+def test_no_stacked_section_without_stacked_groups(tmp_path: Path):
+    plain = report()
+    plain["benchmarks"] = [b for b in plain["benchmarks"] if not b["group"].startswith("stack-")]
+    speed.write(plain, tmp_path)
+    assert "Stacked models" not in (tmp_path / "summary.md").read_text()
+    assert not (tmp_path / "stacked.png").exists()

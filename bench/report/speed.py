@@ -56,9 +56,12 @@ SEQUENTIAL = re.compile(
 KINDS = {
     "run": "whole training run (`bench.harness.training.train`, 100 epochs)",
     "step": "one training step",
+    "cnn": "one training step of the digits CNN (Figure 6)",
     "scale": "one training step",
     "sequential": "one training step, framework API directly (no dL/dx)",
 }
+CNN_TARGET = 1.0
+"""The digits CNN's step: convolutions are arithmetic, so the aim is parity with torch.nn."""
 STACK_VS_FUNC = (100, 0.5)
 """At M = 100 the stacked framework takes at most half of torch.func's time per model."""
 STACK_VS_SEQUENTIAL = (10, 0.6)
@@ -70,6 +73,8 @@ def target(group: str) -> float | None:
     """Our bound on custom / torch for ``group`` (None: measured, no target)."""
     if group.startswith(("run-", "step-", "sequential-")):
         return RATIO_TARGET
+    if group == "cnn-step":
+        return CNN_TARGET
     match = SCALE.match(group)
     if match and (match["width"], match["batch"]) == ("1024", "1000"):
         return SAME_KERNELS_TARGET

@@ -57,8 +57,11 @@ def job_config(*overrides: str) -> DictConfig:
 
 
 def fold_data(cfg: DictConfig, fold: int = 0) -> data.Split:
-    """The fold's points on the job's device and dtype, as ``app.run_fold`` makes them."""
-    split = data.fold_split(cfg.seed, fold, cfg.data.n_train, cfg.data.n_test, cfg.data.radius)
+    """The fold's data on the job's device and dtype, as ``app.run_fold`` makes them."""
+    d = cfg.data
+    split = data.fold_split(
+        cfg.seed, fold, d.n_train, d.n_test, d.radius, d.n_val, d.name.value
+    )  # fmt: skip
     return split.to(torch.device(cfg.device), models.DTYPES[cfg.dtype])
 
 
@@ -148,4 +151,17 @@ def test_scaling(interleaved, record, framework, optimizer, width, batch):
     cfg = job_config(f"optimizer={optimizer}", f"model.hidden_width={width}", f"batch_size={batch}")
     prefix = "scale" if optimizer == "sgd" else f"scale-{optimizer}"
     record(f"{prefix}-w{width}-b{batch}", cfg, framework)
+    _time_steps(interleaved, cfg, framework)
+
+
+#: the digits CNN (bench/harness/models.py `cnn`), as Figure 6 and Table IV train it
+CNN_LAYERS = "conv1-16-bn-relu-pool, conv16-32-bn-relu-pool, linear128-10"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_cnn_training_step(interleaved, record, framework):
+    """The report's future work: one SGD+momentum step of the digits CNN at batch 64, custom
+    against its torch.nn twin (group ``cnn-step``)."""
+    cfg = job_config("experiment=digits", "hydra.mode=RUN", "model.name=cnn", "batch_size=64")
+    record("cnn-step", cfg, framework, layers=CNN_LAYERS)
     _time_steps(interleaved, cfg, framework)

@@ -70,7 +70,8 @@ class CustomAdapter:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.criterion(self.model(x), y)
         self.optimizer.zero_grad()
-        self.model.backward(self.criterion.backward())
+        # no dL/dx of the data, as torch computes none for an input that needs no gradient
+        self.model.backward(self.criterion.backward(), input_grad=False)
         self.optimizer.step()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -220,31 +220,16 @@ class BatchNorm1d(_BatchNorm):
 
 class BatchNorm2d(_BatchNorm):
     r"""Batch normalisation of ``(N, C, H, W)`` inputs over N, H and W, like PyTorch's
-    ``nn.BatchNorm2d``:
+    ``nn.BatchNorm2d``: the formula, backward and arguments of `BatchNorm1d`, per channel c,
 
     .. math::
         y = \gamma_c \frac{x - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c
 
-    with the batch mean and biased variance of channel c in training mode (running statistics
-    updated as r ← (1 − m) r + m · stat, the variance's unbiased), the running statistics in
-    eval mode. Backward (batch statistics, x̂ the normalised input, means per channel):
-    :math:`\partial L/\partial x = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}(g - \overline{g}
-    - \hat x\,\overline{g \hat x})`; (running statistics) :math:`\frac{\gamma}{\sqrt{r_{\sigma^2}
-    + \epsilon}}\, g`; :math:`\partial L/\partial\gamma \mathrel{+}= \sum g\hat x`,
-    :math:`\partial L/\partial\beta \mathrel{+}= \sum g`. (Details: ``_BatchNorm``.)
+    with the statistics taken over the batch and both spatial dimensions.
 
     Args:
-        num_features: C, the number of channels (features).
-        eps: ε >= 0 added to the variance (default 1e-5).
-        momentum: m in [0, 1] for the running statistics (default 0.1), or ``None`` for a
-            cumulative average.
-        affine: learn γ (``weight``, ones) and β (``bias``, zeros) per channel (default True).
-        track_running_stats: keep the buffers ``running_mean`` (zeros), ``running_var`` (ones)
-            and ``num_batches_tracked`` (int64) and use them in eval mode (default True); if
-            False, batch statistics are used in both modes.
-        device, dtype: where and in what precision the parameters and buffers live.
-        bias: with ``affine``, whether to learn β too (keyword-only, default True, like PyTorch's
-            keyword-only ``bias`` in recent versions).
+        num_features: C, the number of channels.
+        eps, momentum, affine, track_running_stats, device, dtype, bias: as `BatchNorm1d`'s.
 
     Shape:
         - Input: ``(N, C, H, W)``

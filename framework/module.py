@@ -56,7 +56,25 @@ def check_set_to_none(set_to_none: bool) -> None:
         )
 
 
-class Parameter:
+class _Holder:
+    """What holds a tensor ``data`` in a module: its shape, dtype and device are the tensor's."""
+
+    data: torch.Tensor
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+
+class Parameter(_Holder):
     """A trainable tensor `data` and its gradient `grad` (same shape, dtype, device).
 
     Unlike torch, `grad` is allocated (zeros) at creation and is only ever updated in place,
@@ -79,18 +97,6 @@ class Parameter:
         """M, the number of stacked models (dimension 0), or None for an ordinary parameter."""
         return self.data.shape[0] if self.stacked else None
 
-    @property
-    def shape(self) -> torch.Size:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.data.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.data.device
-
     def numel(self) -> int:
         return self.data.numel()
 
@@ -98,7 +104,7 @@ class Parameter:
         return f"Parameter containing:\n{self.data!r}"
 
 
-class Buffer:
+class Buffer(_Holder):
     """Non-trainable state that belongs in the ``state_dict`` (like PyTorch's ``nn.Buffer``):
     BatchNorm's running statistics. It has no gradient, is moved by ``Module.to()`` (and cast by
     it only if floating point, like torch: ``num_batches_tracked`` stays int64) and is loaded by
@@ -107,18 +113,6 @@ class Buffer:
 
     def __init__(self, data: torch.Tensor) -> None:
         self.data = data
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.data.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.data.device
 
     def __repr__(self) -> str:
         return f"Buffer containing:\n{self.data!r}"

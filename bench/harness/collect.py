@@ -240,7 +240,7 @@ def save(frame: pd.DataFrame, out: Path | str) -> None:
     if out.suffix == ".csv":
         frame.to_csv(out, index=False)
     else:
-        frame.to_parquet(out, index=False)
+        frame.to_parquet(out, index=False, compression="zstd")  # a third smaller than snappy
 
 
 def main(argv: list[str] | None = None) -> int:

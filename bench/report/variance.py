@@ -68,7 +68,9 @@ def variance_table_from(final: pd.DataFrame) -> pd.DataFrame:
             "variance_ci_low": variance.low,
             "variance_ci_high": variance.high,
         }
-        if total is not None and len(total) >= stats.MIN_FOLDS and _var(total) > 0:
+        if source == "all":  # the reference itself: 100% by definition, no interval
+            row["share"] = 1.0
+        elif total is not None and len(total) >= stats.MIN_FOLDS and _var(total) > 0:
             share = stats.interval((values, total), _share)
             row |= {"share": share.estimate, "share_ci_low": share.low, "share_ci_high": share.high}
         rows.append(row)

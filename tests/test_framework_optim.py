@@ -104,6 +104,18 @@ def set_random_grads(params: list, generator: torch.Generator) -> None:
             param.grad = grad
 
 
+def train_both(model, criterion, ours, twin, twin_criterion, theirs, x, y) -> None:
+    """STEPS training steps of the framework model and of its torch.nn twin on (x, y)."""
+    for _ in range(STEPS):
+        criterion(model(x), y)
+        ours.zero_grad()
+        model.backward(criterion.backward())
+        ours.step()
+        theirs.zero_grad()
+        twin_criterion(twin(x), y).backward()
+        theirs.step()
+
+
 def run_both(name: str, groups: list[dict], options: dict, parity, case: str) -> None:
     """20 steps of ours and torch's with the same seeded random gradients; compare each step."""
     ours_groups, torch_groups = make_pair(groups)
@@ -140,14 +152,7 @@ def test_optimizer_20_training_steps_equal_torch_optim(parity, config):
     theirs = getattr(torch.optim, name)(twin.parameters(), **options)
     x = torch.rand(32, 2, dtype=F64, generator=generator)
     y = ((x - 0.5).square().sum(1, keepdim=True) < 0.16).to(F64)
-    for _ in range(STEPS):
-        criterion(model(x), y)
-        ours.zero_grad()
-        model.backward(criterion.backward())
-        ours.step()
-        theirs.zero_grad()
-        twin_criterion(twin(x), y).backward()
-        theirs.step()
+    train_both(model, criterion, ours, twin, twin_criterion, theirs, x, y)
     twin_params = dict(twin.named_parameters())
     for param_name, param in model.named_parameters():
         parity.check(
@@ -220,14 +225,7 @@ def test_tensors_held_before_the_optimizer_follow_training(parity, config):
     start = weight.clone()
     ours = getattr(fw.optim, name)(model.parameters(), **options)
     theirs = getattr(torch.optim, name)(twin.parameters(), **options)
-    for _ in range(STEPS):
-        criterion(model(x), y)
-        ours.zero_grad()
-        model.backward(criterion.backward())
-        ours.step()
-        theirs.zero_grad()
-        twin_criterion(twin(x), y).backward()
-        theirs.step()
+    train_both(model, criterion, ours, twin, twin_criterion, theirs, x, y)
     twin_params = dict(twin.named_parameters())
     case = f"held {config_id(config)}"
     assert not torch.equal(weight, start)

@@ -651,3 +651,27 @@ def test_stacked_training_on_cuda_equals_each_model_alone_on_cuda(parity):
         for key, value in model.state_dict().items():
             assert value.is_cuda
             parity.check(f"cuda stacked {key}", stacked.state_dict()[key][m], value, **TOL)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_outputs_and_input_gradients_handed_out_are_never_overwritten_by_later_calls(loss):
+    """The hidden layers reuse their buffers from step to step; what leaves the model (its
+    output, dL/dx of its input, a layer's output when called on its own) is never one of
+    them."""
+    stacked = fw.stack(make_models(loss=loss))
+    criterion = fw.StackedLoss(LOSSES[loss]())
+    (x1, y1), (x2, y2) = batch(loss, 0), batch(loss, 1)
+    out1 = stacked(x1)
+    kept = out1.clone()
+    criterion(out1, y1)
+    grad1 = stacked.backward(criterion.backward())
+    grad_kept = grad1.clone()
+    out2 = stacked(x2)
+    criterion(out2, y2)
+    stacked.backward(criterion.backward())
+    assert torch.equal(out1, kept) and torch.equal(grad1, grad_kept)
+    hidden = stacked[2]  # a hidden Linear, called on its own
+    h = stacked[0](x1)
+    first, h_kept = hidden(h), hidden(h).clone()
+    hidden(h * 2)
+    assert torch.equal(first, h_kept)

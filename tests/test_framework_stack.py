@@ -623,6 +623,39 @@ def test_per_model_hyperparameter_needs_stacked_parameters():
     optimizer.add_param_group({"params": linear_relu().parameters(), "lr": 0.1})
 
 
+LATE_BAD_VALUES = [
+    ("lr", torch.full((3,), 0.1), r"lr is a tensor of 3 per-model values: .*stacked with 2 models"),
+    ("lr", torch.full((2, 2), 0.1), r"Invalid lr: .* shape \(M,\); got .* shape \(2, 2\)"),
+    ("lr", torch.ones(2, dtype=torch.int64), r"Invalid lr: .* got dtype torch.int64"),
+    ("betas", (torch.full((3,), 0.9), 0.999), r"betas is a tensor of 3 per-model values"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), LATE_BAD_VALUES, ids=lambda v: str(v)[:30])
+def test_tensor_hyperparameter_of_the_wrong_shape_written_after_construction_is_refused(
+    key, value, message
+):
+    """param_groups is the user's to edit (a scheduler does); a tensor of another shape would
+    spread the wrong values over the models without a word, so the step refuses it (its shape
+    only: reading its values back would be a host sync)."""
+    stacked = fw.stack([linear_relu(), linear_relu()])
+    optimizer = fw.optim.Adam(stacked.parameters(), lr=torch.tensor([0.1, 0.2]))
+    before = [param.data.clone() for param in stacked.parameters()]
+    optimizer.param_groups[0][key] = value
+    with pytest.raises(ValueError, match=message):
+        optimizer.step()
+    for param, start in zip(stacked.parameters(), before, strict=True):
+        assert torch.equal(param.data, start)  # refused before anything moved
+
+
+def test_tensor_lr_written_into_an_unstacked_group_is_refused():
+    model = linear_relu()
+    optimizer = fw.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.param_groups[0]["lr"] = torch.full((3,), 0.1)  # 3 = the weight's rows, by chance
+    with pytest.raises(ValueError, match=r"parameter 0 is not stacked \(shape \(3, 2\)\)"):
+        optimizer.step()
+
+
 # -- on a GPU -------------------------------------------------------------------------------------
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_stacked_training_on_cuda_equals_each_model_alone_on_cuda(parity):

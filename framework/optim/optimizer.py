@@ -19,7 +19,8 @@ multiplies by a per-element vector (the M values, each repeated over its model's
 once and cached until the tensor is replaced or changed in place), one fused kernel like the
 float's. Tensor values are validated when the optimizer (or a group, or a state dict) is given
 them: a step reads nothing back to the host (so a tensor later written into ``param_groups``,
-or changed in place as a schedule would, is used as it is, unchecked).
+or changed in place as a schedule would, has its shape checked but its values used as they
+are).
 """
 
 from __future__ import annotations
@@ -44,7 +45,29 @@ class FlatGroup:
         self.state: dict[str, Any] = {}
         # Per-element vectors of tensor hyperparameters: {name: (source, its version, vector)}.
         self._vectors: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}
+        # M when every parameter is stacked with the same M models: the shape a tensor
+        # hyperparameter must have.
+        stacked = {param.shape[0] for param in params if param.stacked}
+        self.models = stacked.pop() if len(stacked) == 1 and all(p.stacked for p in params) else 0
         self._flatten()
+
+    def check_tensors(self, group: Mapping[str, Any], keys: Iterable[str]) -> None:
+        """Refuse a tensor hyperparameter (under one of ``keys``) of ``group`` whose shape is not
+        ``(M,)``: one written into ``param_groups`` after construction would otherwise spread the
+        wrong values over the models without a word. Shapes and dtypes only: nothing is read
+        back."""
+        for key in keys:  # every step: a few keys, about a microsecond
+            value = group[key]
+            if isinstance(value, torch.Tensor):
+                self._check_tensor(key, value)
+            elif isinstance(value, tuple):  # Adam's betas: a pair
+                for item in value:
+                    if isinstance(item, torch.Tensor):
+                        self._check_tensor(key, item)
+
+    def _check_tensor(self, key: str, value: torch.Tensor) -> None:
+        if value.dim() != 1 or value.shape[0] != self.models or not value.is_floating_point():
+            check_per_model(key, value, self.params)
 
     def _flatten(self) -> None:
         first = self.params[0].data
@@ -150,6 +173,36 @@ def step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def check_per_model_shape(name: str, value: torch.Tensor) -> None:
+    """Raise ValueError naming ``name`` unless the tensor ``value`` holds one floating-point
+    value per model, shape ``(M,)``."""
+    if not value.is_floating_point() or value.dim() != 1 or value.numel() == 0:
+        raise ValueError(
+            f"Invalid {name}: a tensor {name} must hold one floating-point value per model, "
+            f"shape (M,); got dtype {value.dtype} and shape {tuple(value.shape)}"
+        )
+
+
+def check_per_model(name: str, value: torch.Tensor, params: list[Parameter]) -> None:
+    """Raise ValueError naming ``name`` unless the tensor ``value`` has the shape ``(M,)`` of one
+    floating-point value per model and every parameter of ``params`` is stacked with M models
+    (shapes and dtypes only: nothing is read back)."""
+    check_per_model_shape(name, value)
+    models = value.shape[0]
+    for index, param in enumerate(params):
+        if not param.stacked or param.shape[0] != models:
+            what = (
+                f"stacked with {param.shape[0]} models"
+                if param.stacked
+                else f"not stacked (shape {tuple(param.shape)})"
+            )
+            raise ValueError(
+                f"{name} is a tensor of {models} per-model values: every parameter of "
+                f"its group must be the parameter of {models} stacked models "
+                f"(framework.stack); parameter {index} is {what}"
+            )
+
+
 def check_range(
     name: str, value: Any, low: float, high: float = math.inf, *, open_high: bool = False
 ) -> None:
@@ -158,11 +211,7 @@ def check_range(
     (per-model values; read back here, once: a meta tensor, which has no values, passes)."""
     bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
     if isinstance(value, torch.Tensor):
-        if not value.is_floating_point() or value.dim() != 1 or value.numel() == 0:
-            raise ValueError(
-                f"Invalid {name}: a tensor {name} must hold one floating-point value per model, "
-                f"shape (M,); got dtype {value.dtype} and shape {tuple(value.shape)}"
-            )
+        check_per_model_shape(name, value)
         if value.device.type == "meta":
             return
         for index, exact in enumerate(value.tolist()):
@@ -253,6 +302,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict) -> None:
         self.defaults = {**defaults, **self.torch_only}
+        self._hyperparameters = tuple(defaults)  # the keys that may hold per-model tensors
         self.param_groups: list[dict[str, Any]] = []
         self._flat: list[FlatGroup] = []
         groups = list(params)
@@ -305,19 +355,7 @@ class Optimizer:
         for key, value in group.items():
             items = value if isinstance(value, tuple) else (value,)  # Adam's betas: a pair
             for tensor in (item for item in items if isinstance(item, torch.Tensor)):
-                models = tensor.shape[0]
-                for index, param in enumerate(group["params"]):
-                    if not param.stacked or param.shape[0] != models:
-                        what = (
-                            f"stacked with {param.shape[0]} models"
-                            if param.stacked
-                            else f"not stacked (shape {tuple(param.shape)})"
-                        )
-                        raise ValueError(
-                            f"{key} is a tensor of {models} per-model values: every parameter of "
-                            f"its group must be the parameter of {models} stacked models "
-                            f"(framework.stack); parameter {index} is {what}"
-                        )
+                check_per_model(key, tensor, group["params"])
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The per-parameter state keys torch.optim holds for ``group`` once it has stepped."""
@@ -338,6 +376,7 @@ class Optimizer:
         """Apply one update to every parameter group."""
         for group, flat in zip(self.param_groups, self._flat, strict=True):
             flat.sync()
+            flat.check_tensors(group, self._hyperparameters)  # before anything moves
             self._update(group, flat)
 
     def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import init
-from .module import Buffer, Module, Parameter, check_number
+from .module import Buffer, Module, Parameter, check_number, check_size
 
 
 class _BatchNorm(Module):
@@ -51,9 +51,7 @@ class _BatchNorm(Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
-            raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
-        self.num_features = num_features
+        self.num_features = check_size(name, "num_features", num_features)
         self.eps = check_number(name, "eps", eps, 0.0)
         self.momentum = None if momentum is None else check_number(name, "momentum", momentum, 0, 1)
         self.affine = affine

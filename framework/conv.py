@@ -17,7 +17,7 @@ import math
 import torch
 
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 def _pair(owner: str, name: str, value: int | tuple[int, int], minimum: int) -> tuple[int, int]:
@@ -123,11 +123,8 @@ class Conv2d(Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Conv2d: {name} must be a positive int, got {value!r}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels = check_size("Conv2d", "in_channels", in_channels)
+        self.out_channels = check_size("Conv2d", "out_channels", out_channels)
         self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1)
         self.stride = _pair("Conv2d", "stride", stride, 1)
         self.padding = _pair("Conv2d", "padding", padding, 0)

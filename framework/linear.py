@@ -7,7 +7,7 @@ import math
 import torch
 
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 _ONES: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
@@ -56,11 +56,8 @@ class Linear(Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = check_size("Linear", "in_features", in_features)
+        self.out_features = check_size("Linear", "out_features", out_features)
         factory = {"device": device, "dtype": dtype}
         self.weight = Parameter(torch.empty(out_features, in_features, **factory))
         self.bias = Parameter(torch.empty(out_features, **factory)) if bias else None

@@ -45,6 +45,14 @@ def check_number(
     return value
 
 
+def check_size(owner: str, name: str, value: object) -> int:
+    """``value`` itself, or a ValueError naming ``owner``'s argument ``name``: a size (features,
+    channels, models) must be a positive int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return value
+
+
 def check_set_to_none(set_to_none: bool) -> None:
     """Refuse torch's ``zero_grad(set_to_none=True)``: gradients here always exist."""
     if set_to_none:

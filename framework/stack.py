@@ -22,7 +22,7 @@ from . import init
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 # The element-wise layers: they act on an (M, B, features) tensor exactly as on each model's
 # (B, features) slice, so the stacked model uses them as they are. Value: the constructor
@@ -77,16 +77,9 @@ class StackedLinear(Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("models", models),
-            ("in_features", in_features),
-            ("out_features", out_features),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"StackedLinear: {name} must be a positive int, got {value!r}")
-        self.models = models
-        self.in_features = in_features
-        self.out_features = out_features
+        self.models = check_size("StackedLinear", "models", models)
+        self.in_features = check_size("StackedLinear", "in_features", in_features)
+        self.out_features = check_size("StackedLinear", "out_features", out_features)
         factory = {"device": device, "dtype": dtype}
         self.weight = Parameter(
             torch.empty(models, out_features, in_features, **factory), stacked=True
@@ -190,8 +183,7 @@ class StackedSequential(Sequential):
     (``"0.weight"`` of shape ``(M, out, in)``)."""
 
     def __init__(self, models: int, *modules: Module) -> None:
-        if isinstance(models, bool) or not isinstance(models, int) or models <= 0:
-            raise ValueError(f"StackedSequential: models must be a positive int, got {models!r}")
+        check_size("StackedSequential", "models", models)
         super().__init__(*modules)
         self.models = models
         linears = [i for i, layer in enumerate(self._layers) if isinstance(layer, StackedLinear)]

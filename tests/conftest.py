@@ -12,6 +12,19 @@ import math
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# One hypothesis profile for every property test: reproducible (derandomized, no example
+# database) and without deadlines (a float64 autograd comparison can take a while). A test file
+# only sets its own ``max_examples``.
+settings.register_profile(
+    "framework",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("framework")
 
 
 class Parity:

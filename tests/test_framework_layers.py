@@ -14,19 +14,13 @@ from collections.abc import Callable
 import pytest
 import torch
 from gradcheck import central_difference
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import framework as fw
 
 F64 = torch.float64
-SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = settings(max_examples=40)  # the rest: conftest's profile
 
 # name: (framework layer, torch.nn layer), each built for input width d_in and output width d_out.
 LayerPair = Callable[[int, int], tuple[fw.Module, torch.nn.Module]]

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from module_check import check_central_differences, compare_with_autograd, in_layout
 
@@ -17,13 +17,7 @@ import framework as fw
 from bench.harness.reference import torch_module
 
 F64 = torch.float64
-SETTINGS = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = settings(max_examples=30)  # the rest: conftest's profile
 KINDS = {  # name: (class, trailing dimensions after (N, C))
     "1d-NC": (fw.BatchNorm1d, 0),
     "1d-NCL": (fw.BatchNorm1d, 1),

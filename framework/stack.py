@@ -37,6 +37,23 @@ _ELEMENTWISE: dict[type[Module], tuple[str, ...]] = {
 _SUPPORTED = "Sequential, Linear, " + ", ".join(t.__name__ for t in _ELEMENTWISE)
 
 
+class Workspace:
+    """Tensors kept from step to step, by name and shape (one per shape: a model trained at one
+    batch size and evaluated at another keeps both), each remade only when the dtype or device
+    asked for changes: where a stacked model writes the intermediates that never leave it."""
+
+    def __init__(self) -> None:
+        self._tensors: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """The tensor ``name`` of ``shape``, with ``like``'s dtype and device (contents stale)."""
+        key = (name, shape)
+        tensor = self._tensors.get(key)
+        if tensor is None or tensor.dtype != like.dtype or tensor.device != like.device:
+            tensor = self._tensors[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return tensor
+
+
 class StackedLinear(Module):
     r"""M affine maps at once: :math:`y_m = x_m W_m^\top + b_m` for m = 1 … M.
 
@@ -65,7 +82,7 @@ class StackedLinear(Module):
     # a fresh (M, B, 25) tensor per layer and step costs page faults on the order of its
     # arithmetic (measured: 45% of the step). A layer called on its own always returns new tensors.
     _reuse_output = False
-    _reuse_grad = False
+    _grad_into: tuple[Workspace, str] | None = None  # where dL/dx goes (a model's buffer)
 
     def __init__(
         self,
@@ -88,6 +105,7 @@ class StackedLinear(Module):
             Parameter(torch.empty(models, out_features, **factory), stacked=True) if bias else None
         )
         self.input: torch.Tensor | None = None
+        self._outputs = Workspace()
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -117,38 +135,25 @@ class StackedLinear(Module):
                 f"{self!r}: input dtype {x.dtype} does not match weight dtype {weight.dtype}"
             )
         self.input = x
+        shape = (x.shape[0], x.shape[1], self.out_features)
         if self.out_features == 1:
             # (M, 1, B) = W xᵀ has the memory layout of (M, B, 1); a row times a matrix is 25%
             # faster than a matrix times a column in MKL's batched GEMM.
-            y = torch.bmm(weight, x.transpose(1, 2)).view(x.shape[0], x.shape[1], 1)
-        elif self._reuse_output:
-            shape = (x.shape[0], x.shape[1], self.out_features)
-            y = torch.bmm(x, weight.transpose(1, 2), out=self._workspace("_output", shape, x))
+            y = torch.bmm(weight, x.transpose(1, 2)).view(shape)
         else:
-            y = torch.bmm(x, weight.transpose(1, 2))  # (M, B, out)
+            out = self._outputs.get("output", shape, x) if self._reuse_output else None
+            y = torch.bmm(x, weight.transpose(1, 2), out=out)  # (M, B, out)
         # bmm then a broadcast add_: on CPU torch.baddbmm with a broadcast bias is twice as slow.
         return y if self.bias is None else y.add_(self.bias.data.unsqueeze(1))
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         self._accumulate(grad_output)
-        if self._reuse_grad:
+        if self._grad_into is not None:
+            workspace, name = self._grad_into
             shape = (grad_output.shape[0], grad_output.shape[1], self.in_features)
-            out = self._workspace("_grad_input", shape, grad_output)
+            out = workspace.get(name, shape, grad_output)
             return torch.bmm(grad_output, self.weight.data, out=out)
         return grad_output.bmm(self.weight.data)  # (M, B, in)
-
-    def _workspace(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """The buffer ``name`` of this shape, dtype and device, kept between calls."""
-        buffer = getattr(self, name, None)
-        if (
-            buffer is None
-            or buffer.shape != shape
-            or buffer.dtype != like.dtype
-            or (buffer.device != like.device)
-        ):
-            buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
-            setattr(self, name, buffer)
-        return buffer
 
     def _accumulate(self, grad_output: torch.Tensor) -> None:
         """The parameters' part of backward (all of it when dL/dx is not wanted)."""
@@ -186,12 +191,18 @@ class StackedSequential(Sequential):
         check_size("StackedSequential", "models", models)
         super().__init__(*modules)
         self.models = models
-        linears = [i for i, layer in enumerate(self._layers) if isinstance(layer, StackedLinear)]
+        linears = [layer for layer in self._layers if isinstance(layer, StackedLinear)]
         # Hidden layers: every Linear's output but the last's stays inside the model (the last
-        # one's, after its activation, is the model's output); every Linear's dL/dx but the
-        # first layer's goes to the layer before (layer 0's is the caller's dL/dx).
-        self._inner_outputs = tuple(self._layers[i] for i in linears[:-1])
-        self._inner_grads = tuple(self._layers[i] for i in linears if i > 0)
+        # one's, after the activations that follow, is the model's output); every Linear's
+        # dL/dx but the first's goes to the Linear before (the first one's is the caller's).
+        self._inner_outputs = tuple(linears[:-1])
+        self._inner_grads = tuple(linears[1:])
+        # Two gradient buffers, alternating from the last Linear back: a Linear's dL/dx is dead
+        # once the Linear before has read it, so the one after next can write there (a model of
+        # any depth keeps two such (M, B, width) tensors, not one per layer).
+        self._grads = Workspace()
+        count = len(self._inner_grads)
+        self._grad_slots = tuple((self._grads, f"grad{(count - k) % 2}") for k in range(count))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self._inner_outputs:
@@ -205,13 +216,13 @@ class StackedSequential(Sequential):
     def backward(
         self, grad_output: torch.Tensor, *, input_grad: bool = True
     ) -> torch.Tensor | None:
-        for layer in self._inner_grads:
-            layer._reuse_grad = True
+        for layer, slot in zip(self._inner_grads, self._grad_slots, strict=True):
+            layer._grad_into = slot
         try:
             return super().backward(grad_output, input_grad=input_grad)
         finally:
             for layer in self._inner_grads:
-                layer._reuse_grad = False
+                layer._grad_into = None
 
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):

@@ -131,7 +131,7 @@ def test_summary_has_the_stacked_section_with_met_yes_and_no(written: Path):
     assert text.index("### Custom framework / torch.nn") < text.index("### Stacked models")
     assert text.index("### Stacked models") < text.index("Regenerate:")
     assert (
-        "| sgd | 100 | 20 | 50 | 0.400 | 0.327–0.489 | 0.400 | 100 | 400 | 0.200 "
+        "| sgd | 100 | 20 | 50 | 0.400 | 0.327–0.489 | 0.400 | 0.400 | 100 | 400 | 0.200 "
         "| stacked / torch.func ≤ 0.5 | yes |" in text
     )
     assert "| adam | 100 | 40 | 60 | 0.667 |" in text and "≤ 0.5 | **no** |" in text
@@ -164,3 +164,45 @@ def test_no_stacked_section_without_stacked_groups(tmp_path: Path):
     speed.write(plain, tmp_path)
     assert "Stacked models" not in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "stacked.png").exists()
+
+
+def drifted_group(group: str, custom: str, torch: str, **info) -> list[dict]:
+    """A group timed while the machine drifted: the custom benchmark's rounds ran in a phase 2x
+    slower than the torch one's (custom median 2 ms against torch 2.5 ms: 0.8 by the medians),
+    while its paired blocks, each beside a block of the other run just before it, say 0.4."""
+    custom_entry = entry(group, custom, 2e-3, **info)
+    torch_entry = entry(group, torch, 2.5e-3, **info)
+    # [own median step, the other's in the block before]: custom blocks over torch blocks ...
+    custom_entry["extra_info"]["paired"] = [[2e-3, 5e-3], [2.2e-3, 5e-3], [1.8e-3, 5e-3]]
+    # ... and torch blocks after custom blocks (custom / torch = other / own).
+    torch_entry["extra_info"]["paired"] = [[2.5e-3, 1e-3], [2.5e-3, 1.25e-3]]
+    return [custom_entry, torch_entry]
+
+
+def test_ratio_is_the_median_of_the_paired_blocks_of_both_benchmarks_not_of_the_medians():
+    pooled = pd.Series([2 / 5, 2.2 / 5, 1.8 / 5, 1 / 2.5, 1.25 / 2.5])
+    plain = {"benchmarks": drifted_group("step-sgd", "custom", "torch"), "version": "5.0"}
+    row = speed.table(plain).iloc[0]
+    assert row["ratio"] == pytest.approx(pooled.median())  # 0.4
+    assert row["ratio_low"] == pytest.approx(pooled.quantile(0.25))
+    assert row["ratio_high"] == pytest.approx(pooled.quantile(0.75))
+    assert row["paired_blocks"] == 5
+    assert row["ratio_of_medians"] == pytest.approx(0.8)
+    assert bool(row["met"]) is True  # judged on the paired ratio: 0.4 ≤ 0.5
+
+
+def test_stacked_ratio_is_the_median_of_the_paired_blocks(tmp_path: Path):
+    drifted = report()
+    drifted["benchmarks"] = [b for b in drifted["benchmarks"] if b["group"] != "stack-sgd-m100"]
+    info = {"models": 100, "flops_per_model_step": FLOPS}
+    custom, func = drifted_group("stack-sgd-m100", "custom", "torch", **info)
+    custom["extra_info"]["contender"], func["extra_info"]["contender"] = "stacked", "func"
+    drifted["benchmarks"] += [custom, func]
+    frame = speed.stacked_table(drifted).set_index(["optimizer", "models"])
+    assert frame.loc[("sgd", 100), "ratio_func"] == pytest.approx(0.4)
+    assert frame.loc[("sgd", 100), "ratio_func_of_medians"] == pytest.approx(0.8)
+    assert frame.loc[("sgd", 100), "met_func"] is True
+    assert frame.loc[("sgd", 10), "paired_blocks"] == 0  # no blocks kept: ratio of the medians
+    speed.write(drifted, tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| sgd | 100 | 20 | 25 | 0.400 | 0.400–0.440 | 0.800 | 0.800 |" in text

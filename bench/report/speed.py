@@ -5,8 +5,9 @@
 reads what ``make bench`` (pytest-benchmark over tests/benchmarks) wrote, pairs the two
 frameworks of each benchmark group and writes into ``--out``:
 
-- ``summary.md``: one row per group (median times, their ratio with an IQR-based range, the
-  ratio of the fastest rounds, the target and whether it is met), then the harness's own timer
+- ``summary.md``: one row per group (median times; their ratio, block by block over the
+  interleaved blocks, with its IQR; the ratio of the medians and of the fastest rounds; the
+  target and whether it is met), then the harness's own timer
   for the whole-run groups, and how it was measured (threads, torch, CPU). It is included
   verbatim in reports/README.md, so it starts at heading level 3 and explains itself.
 - ``summary.csv``: the same numbers, unrounded, in seconds.
@@ -67,6 +68,15 @@ STACK_VS_FUNC = (100, 0.5)
 STACK_VS_SEQUENTIAL = (10, 0.6)
 """At M = 10 stacking takes at most 0.6 of the time of the same models one after another."""
 CONTENDERS = ("stacked", "torch.func", "sequential custom", "sequential torch.nn")
+RATIO_METHOD = (
+    "The ratio is the median over *paired blocks*: each block of one contender's steps "
+    "against the other's block run just before it (~20 ms each), from both benchmarks of the "
+    "group, so that the machine's drift over seconds, which moves the two benchmarks' own "
+    "medians apart, cancels out; the range is the interquartile range of those block ratios. "
+    "*of medians* divides the two benchmarks' medians (timed a few seconds apart), *min ratio* "
+    "their fastest rounds. (A JSON written before the blocks were kept gives the ratio of the "
+    "medians, with a range pairing opposite quartiles.)"
+)
 
 
 def target(group: str) -> float | None:
@@ -105,7 +115,7 @@ class Pair:
     def row(self) -> dict[str, Any]:
         c, t = self.custom["stats"], self.torch["stats"]
         bound = target(self.group)
-        ratio = c["median"] / t["median"]
+        ratio, low, high, blocks = ratio_with_range(self.custom, self.torch)
         match = SCALE.match(self.group)
         return {
             "group": self.group,
@@ -123,15 +133,40 @@ class Pair:
             "custom_rounds": c["rounds"],
             "torch_rounds": t["rounds"],
             "ratio": ratio,
-            # Conservative spread: the custom quartile against the opposite torch quartile.
-            "ratio_low": c["q1"] / t["q3"],
-            "ratio_high": c["q3"] / t["q1"],
+            "ratio_low": low,
+            "ratio_high": high,
+            "paired_blocks": blocks,
+            "ratio_of_medians": c["median"] / t["median"],
             "ratio_min": c["min"] / t["min"],
             "target": bound,
             "met": None if bound is None else bool(ratio <= bound),
             "custom_harness_s": _median(self.custom["extra_info"].get("harness_train_seconds")),
             "torch_harness_s": _median(self.torch["extra_info"].get("harness_train_seconds")),
         }
+
+
+def paired_ratios(custom: dict[str, Any], torch: dict[str, Any]) -> list[float]:
+    """custom / torch, block by block: every block of ``custom``'s benchmark over the torch
+    block just before it, and every torch block of ``torch``'s benchmark under the custom block
+    just before it (``extra_info["paired"]``: ``[own median step, other's median step]`` per
+    block, kept by the benchmarks' ``interleaved`` fixture). Each ratio compares two blocks run
+    within ~40 ms of each other, so the machine's drift over seconds cancels out of it."""
+    ratios = [own / other for own, other in custom["extra_info"].get("paired", ())]
+    ratios += [other / own for own, other in torch["extra_info"].get("paired", ())]
+    return ratios
+
+
+def ratio_with_range(custom: dict[str, Any], torch: dict[str, Any]) -> tuple[float, ...]:
+    """``(ratio, low, high, blocks)`` of custom / torch: the median of the `paired_ratios` and
+    their quartiles; for a JSON without paired blocks (``blocks`` = 0), the ratio of the two
+    medians and the conservative band of opposite quartiles (custom q1 / torch q3, custom q3 /
+    torch q1)."""
+    ratios = paired_ratios(custom, torch)
+    if not ratios:
+        c, t = custom["stats"], torch["stats"]
+        return c["median"] / t["median"], c["q1"] / t["q3"], c["q3"] / t["q1"], 0
+    series = pd.Series(ratios)
+    return series.median(), series.quantile(0.25), series.quantile(0.75), len(ratios)
 
 
 def _median(values: list[float] | None) -> float | None:
@@ -196,11 +231,9 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
         "then `python -m bench.report.speed` writes this table. The two frameworks of a group "
         "are timed interleaved (blocks of ~20 ms of one's steps alternate with as many of the "
         "other's; whole runs alternate), so both sample the same moments of a shared machine. "
-        "A ratio below 1 "
-        "means the custom "
-        "framework is faster. The ratio is of the medians; the range pairs the custom "
-        "quartiles with the opposite torch quartiles (a conservative IQR band); *min* compares "
-        "the fastest rounds. All groups use the Table III model family (2 inputs, 3 hidden "
+        "A ratio below 1 means the custom framework is faster. "
+        + RATIO_METHOD
+        + " All groups use the Table III model family (2 inputs, 3 hidden "
         "ReLU layers, sigmoid output, MSE unless the group says BCE, float32) on the sweep's "
         "data. The *sequential* groups call the framework directly (`tests/benchmarks/"
         "test_stacked.py`: no harness adapter, no dL/dx, as torch computes none for an input "
@@ -209,8 +242,8 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
         f"Machine: {_machine(report, frame, found)}.",
         "",
         "| group | what | layers | batch | optimizer | custom median (ms) | "
-        "torch median (ms) | ratio | range (IQR) | min ratio | target | met |",
-        "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|:-:|",
+        "torch median (ms) | ratio | range (IQR) | of medians | min ratio | target | met |",
+        "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|:-:|",
     ]
     for row in frame.itertuples():
         bound = "—" if row.target is None or pd.isna(row.target) else f"≤ {row.target:g}"
@@ -219,7 +252,7 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
             f"| {row.group} | {KINDS.get(row.kind, row.kind)} | {row.layers} | {row.batch_size} "
             f"| {row.optimizer} | {_ms(row.custom_median_s)} | {_ms(row.torch_median_s)} "
             f"| {row.ratio:.3f} | {row.ratio_low:.3f}–{row.ratio_high:.3f} "
-            f"| {row.ratio_min:.3f} | {bound} | {met} |"
+            f"| {row.ratio_of_medians:.3f} | {row.ratio_min:.3f} | {bound} | {met} |"
         )
     runs = frame.dropna(subset=["custom_harness_s", "torch_harness_s"])
     if len(runs):
@@ -357,9 +390,10 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
             "flops_per_model_step": flops,
             "peak_gflops": peak,
         }
-        row["ratio_func"] = row["stacked_s"] / row["func_s"]
-        row["ratio_func_low"] = row["stacked_q1_s"] / row["func_q3_s"]
-        row["ratio_func_high"] = row["stacked_q3_s"] / row["func_q1_s"]
+        ratio, low, high, blocks = ratio_with_range(ours, func)
+        row["ratio_func"], row["ratio_func_low"], row["ratio_func_high"] = ratio, low, high
+        row["paired_blocks"] = blocks
+        row["ratio_func_of_medians"] = row["stacked_s"] / row["func_s"]
         row["ratio_func_min"] = ours["stats"]["min"] / func["stats"]["min"]
         row["ratio_sequential"] = (
             None if custom is None else row["stacked_s"] / row["sequential_custom_s"]
@@ -429,16 +463,16 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         f"Table III model ({first['layers']}, ReLU, sigmoid output, {first['loss']}, "
         f"{first['dtype']}, batch {first['batch_size']}), one thread, "
         "`tests/benchmarks/test_stacked.py`; times are medians per model and step "
-        "(a stacked step divided by M), in µs, stacked and torch.func timed interleaved; the "
-        "stacked/torch.func range pairs opposite quartiles, *min ratio* compares the fastest "
-        "rounds. Targets (on medians): stacked ≤ "
+        "(a stacked step divided by M), in µs, stacked and torch.func timed interleaved; "
+        "stacked / torch.func, its range, *of medians* and *min ratio* as in the table above. "
+        "Targets (on the ratios): stacked ≤ "
         f"{STACK_VS_FUNC[1]} × torch.func at M = {STACK_VS_FUNC[0]}, stacked ≤ "
         f"{STACK_VS_SEQUENTIAL[1]} × sequential custom at M = {STACK_VS_SEQUENTIAL[0]}.",
         "",
         "| optimizer | M | stacked | torch.func | stacked / torch.func | range (IQR) "
-        "| min ratio | sequential custom | sequential torch.nn | stacked / sequential custom "
-        "| target | met |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|:-:|",
+        "| of medians | min ratio | sequential custom | sequential torch.nn "
+        "| stacked / sequential custom | target | met |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|:-:|",
     ]
     for row in frame.itertuples():
         targets, met = [], []
@@ -451,7 +485,7 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {row.optimizer} | {row.models} | {_us(row.stacked_s)} | {_us(row.func_s)} "
             f"| {_ratio(row.ratio_func)} | {row.ratio_func_low:.3f}–{row.ratio_func_high:.3f} "
-            f"| {_ratio(row.ratio_func_min)} "
+            f"| {_ratio(row.ratio_func_of_medians)} | {_ratio(row.ratio_func_min)} "
             f"| {_us(row.sequential_custom_s)} | {_us(row.sequential_torch_s)} "
             f"| {_ratio(row.ratio_sequential)} | {'; '.join(targets) or '—'} "
             f"| {', '.join(met) or '—'} |"

@@ -4,21 +4,27 @@ the measured shapes in each benchmark's ``extra_info``.
 The benchmarks time; nothing here asserts a time. Under ``make test`` (``--benchmark-disable``
 from pyproject) every benchmark runs its target once, untimed, on a shortened run.
 
-The two contenders of a group are timed *interleaved* (`interleaved`): blocks of ~20 ms of timed
-steps of one alternate with as many untimed steps of the other, so both sample the same moments
-of the machine. On shared cores the speed drifts by up to 2x over seconds to minutes; timed one
-after the other, two contenders can see different machines and their ratio moves with the drift.
+The two contenders of a group are timed *interleaved* (`interleaved`): blocks of ~20 ms of
+steps of one alternate with as many steps of the other, so both sample the same moments of the
+machine. On shared cores the speed drifts by up to 2x over seconds to minutes; timed one after
+the other, two contenders can see different machines and their ratio moves with the drift. Each
+benchmark also keeps its *paired blocks* (``extra_info["paired"]``: the median step of each of
+its blocks beside that of the other contender's block just before it), from which the report takes
+the ratio block by block, each measured within ~40 ms.
 """
 
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
 import pytest
 import torch
 from omegaconf import DictConfig
+from pairing import paired_blocks
+from pytest_benchmark.utils import load_timer
 
 from bench.harness import config
 
@@ -84,11 +90,13 @@ and not the median one."""
 
 
 @pytest.fixture
-def interleaved(benchmark) -> Callable[..., None]:
+def interleaved(benchmark, request) -> Callable[..., None]:
     """``interleaved(step, other)``: time ``step`` one call per round (pytest-benchmark's
-    pedantic mode), switching every ~``INTERLEAVED_BLOCK`` seconds to an untimed block of as many
-    steps of ``other``, the group's other contender, as it has timed rounds in a block; enough
-    rounds to fill about ``INTERLEAVED_BUDGET`` seconds (at least ``min_rounds``). Under
+    pedantic mode), switching every ~``INTERLEAVED_BLOCK`` seconds to a block of as many steps of
+    ``other``, the group's other contender, as it has timed rounds in a block; enough rounds to
+    fill about ``INTERLEAVED_BUDGET`` seconds (at least ``min_rounds``). The other's blocks are
+    timed step by step with the session's timer and kept beside ``step``'s, as ``[step's median
+    round, other's median step]`` per block, in ``extra_info["paired"]``. Under
     ``--benchmark-disable`` each runs once."""
 
     def run(step: Callable[[], object], other: Callable[[], object], min_rounds: int = 15) -> None:
@@ -107,15 +115,24 @@ def interleaved(benchmark) -> Callable[..., None]:
         per_pair = (time.perf_counter() - start) / pairs
         rounds = max(min_rounds, min(20_000, int(INTERLEAVED_BUDGET / per_pair)))
         block = max(1, int(INTERLEAVED_BLOCK / (per_pair / 2)))
-        calls = [0]
+        timer = load_timer(request.config.getoption("benchmark_timer")).target
+        # Per setup call (the first is the warm-up round's): the other's mean step, if a block
+        # of it ran right before that round, else None.
+        before: list[float | None] = []
 
         def setup() -> None:  # returns nothing: pytest-benchmark then calls step() bare
-            if calls[0] % block == 0:
+            if len(before) % block == 0:
+                times = []
                 for _ in range(block):
+                    began = timer()
                     other()
-            calls[0] += 1
+                    times.append(timer() - began)
+                before.append(statistics.median(times))
+            else:
+                before.append(None)
 
         benchmark.pedantic(step, setup=setup, rounds=rounds, iterations=1, warmup_rounds=1)
         benchmark.extra_info["interleaved_block"] = block
+        benchmark.extra_info["paired"] = paired_blocks(benchmark.stats.stats.data, before[1:])
 
     return run

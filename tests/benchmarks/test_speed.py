@@ -30,6 +30,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from pairing import paired_blocks
 
 from bench.harness import data, models
 from bench.harness.training import CustomAdapter, TorchAdapter, train
@@ -165,3 +166,12 @@ def test_cnn_training_step(interleaved, record, framework):
     cfg = job_config("experiment=digits", "hydra.mode=RUN", "model.name=cnn", "batch_size=64")
     record("cnn-step", cfg, framework, layers=CNN_LAYERS)
     _time_steps(interleaved, cfg, framework)
+
+
+def test_paired_blocks_split_rounds_at_each_block_of_the_other_and_take_medians():
+    # Rounds 0-1 ran before any block of the other (dropped), then blocks of 3 rounds, the
+    # first of each slowed by the switch (caches taken by the other): the medians ignore it.
+    durations = [9.0, 9.0, 5.0, 1.0, 1.0, 7.0, 2.0, 2.0, 6.0, 3.0]
+    before = [None, None, 10.0, None, None, 20.0, None, None, 30.0, None]
+    assert paired_blocks(durations, before) == [[1.0, 10.0], [2.0, 20.0], [4.5, 30.0]]
+    assert paired_blocks([1.0, 2.0], [None, None]) == []

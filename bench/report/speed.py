@@ -281,7 +281,7 @@ def markdown(report: dict[str, Any], frame: pd.DataFrame) -> str:
             "run the same BLAS kernels and the ratio goes to 1. `ratio.png` (next to this "
             "file) plots these ratios, the error bars being the IQR range.",
         ]
-    lines += ["", "Regenerate: `make bench` (about 4–5 minutes on 2 cores)."]
+    lines += ["", "Regenerate: `make bench` (about 3–5 minutes on 2 cores)."]
     return "\n".join(lines) + "\n"
 
 

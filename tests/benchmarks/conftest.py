@@ -116,7 +116,7 @@ def interleaved(benchmark, request) -> Callable[..., None]:
         rounds = max(min_rounds, min(20_000, int(INTERLEAVED_BUDGET / per_pair)))
         block = max(1, int(INTERLEAVED_BLOCK / (per_pair / 2)))
         timer = load_timer(request.config.getoption("benchmark_timer")).target
-        # Per setup call (the first is the warm-up round's): the other's mean step, if a block
+        # Per setup call (the first is the warm-up round's): the other's median step, if a block
         # of it ran right before that round, else None.
         before: list[float | None] = []
 

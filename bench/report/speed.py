@@ -156,7 +156,9 @@ def paired_ratios(custom: dict[str, Any], torch: dict[str, Any]) -> list[float]:
     return ratios
 
 
-def ratio_with_range(custom: dict[str, Any], torch: dict[str, Any]) -> tuple[float, ...]:
+def ratio_with_range(
+    custom: dict[str, Any], torch: dict[str, Any]
+) -> tuple[float, float, float, int]:
     """``(ratio, low, high, blocks)`` of custom / torch: the median of the `paired_ratios` and
     their quartiles; for a JSON without paired blocks (``blocks`` = 0), the ratio of the two
     medians and the conservative band of opposite quartiles (custom q1 / torch q3, custom q3 /

@@ -14,7 +14,8 @@ exactly as model m alone would.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 
@@ -54,6 +55,15 @@ class Workspace:
         return tensor
 
 
+Slot = tuple[Workspace, str]
+"""Where a stacked layer writes a result that stays inside its model: a buffer's name."""
+
+
+def _buffer(slot: Slot | None, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """The buffer of ``slot`` (None: no slot, the result is a new tensor)."""
+    return None if slot is None else slot[0].get(slot[1], shape, like)
+
+
 class StackedLinear(Module):
     r"""M affine maps at once: :math:`y_m = x_m W_m^\top + b_m` for m = 1 … M.
 
@@ -78,11 +88,12 @@ class StackedLinear(Module):
     _cache = ("input",)
     _fresh_output = _fresh_grad = True  # new tensors from bmm, not kept (or private: below)
     # Set by StackedSequential only while it runs, for a hidden layer: its output and dL/dx then
-    # never leave the model, so they are written into buffers kept from step to step. At M = 100
-    # a fresh (M, B, 25) tensor per layer and step costs page faults on the order of its
-    # arithmetic (measured: 45% of the step). A layer called on its own always returns new tensors.
-    _reuse_output = False
-    _grad_into: tuple[Workspace, str] | None = None  # where dL/dx goes (a model's buffer)
+    # never leave the model, so they are written into the model's buffers (kept from step to
+    # step). At M = 100 a fresh (M, B, 25) tensor per layer and step costs page faults on the
+    # order of its arithmetic (measured: 45% of the step). A layer called on its own always
+    # returns new tensors.
+    _output_into: Slot | None = None
+    _grad_into: Slot | None = None
 
     def __init__(
         self,
@@ -105,7 +116,6 @@ class StackedLinear(Module):
             Parameter(torch.empty(models, out_features, **factory), stacked=True) if bias else None
         )
         self.input: torch.Tensor | None = None
-        self._outputs = Workspace()
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -141,19 +151,16 @@ class StackedLinear(Module):
             # faster than a matrix times a column in MKL's batched GEMM.
             y = torch.bmm(weight, x.transpose(1, 2)).view(shape)
         else:
-            out = self._outputs.get("output", shape, x) if self._reuse_output else None
+            out = _buffer(self._output_into, shape, x)
             y = torch.bmm(x, weight.transpose(1, 2), out=out)  # (M, B, out)
         # bmm then a broadcast add_: on CPU torch.baddbmm with a broadcast bias is twice as slow.
         return y if self.bias is None else y.add_(self.bias.data.unsqueeze(1))
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         self._accumulate(grad_output)
-        if self._grad_into is not None:
-            workspace, name = self._grad_into
-            shape = (grad_output.shape[0], grad_output.shape[1], self.in_features)
-            out = workspace.get(name, shape, grad_output)
-            return torch.bmm(grad_output, self.weight.data, out=out)
-        return grad_output.bmm(self.weight.data)  # (M, B, in)
+        shape = (grad_output.shape[0], grad_output.shape[1], self.in_features)
+        out = _buffer(self._grad_into, shape, grad_output)
+        return torch.bmm(grad_output, self.weight.data, out=out)  # (M, B, in)
 
     def _accumulate(self, grad_output: torch.Tensor) -> None:
         """The parameters' part of backward (all of it when dL/dx is not wanted)."""
@@ -195,39 +202,50 @@ class StackedSequential(Sequential):
         # Hidden layers: every Linear's output but the last's stays inside the model (the last
         # one's, after the activations that follow, is the model's output); every Linear's
         # dL/dx but the first's goes to the Linear before (the first one's is the caller's).
-        self._inner_outputs = tuple(linears[:-1])
-        self._inner_grads = tuple(linears[1:])
-        # Two gradient buffers, alternating from the last Linear back: a Linear's dL/dx is dead
-        # once the Linear before has read it, so the one after next can write there (a model of
-        # any depth keeps two such (M, B, width) tensors, not one per layer).
-        self._grads = Workspace()
-        count = len(self._inner_grads)
-        self._grad_slots = tuple((self._grads, f"grad{(count - k) % 2}") for k in range(count))
+        # Each output its own buffer (backward reads them all); dL/dx in two buffers,
+        # alternating from the last Linear back: a Linear's dL/dx is dead once the Linear before
+        # has read it, so the one after next can write there (a model of any depth keeps two
+        # such (M, B, width) tensors, not one per layer).
+        buffers = Workspace()
+        inner = linears[1:]
+        self._output_slots = [
+            (layer, (buffers, f"output{k}")) for k, layer in enumerate(linears[:-1])
+        ]
+        self._grad_slots = [
+            (layer, (buffers, f"grad{(len(inner) - k) % 2}")) for k, layer in enumerate(inner)
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self._inner_outputs:
-            layer._reuse_output = True
-        try:
-            return super().forward(x)
-        finally:
-            for layer in self._inner_outputs:
-                layer._reuse_output = False
+        forward = super().forward
+        return _routed("_output_into", self._output_slots, lambda: forward(x))
 
     def backward(
         self, grad_output: torch.Tensor, *, input_grad: bool = True
     ) -> torch.Tensor | None:
-        for layer, slot in zip(self._inner_grads, self._grad_slots, strict=True):
-            layer._grad_into = slot
-        try:
-            return super().backward(grad_output, input_grad=input_grad)
-        finally:
-            for layer in self._inner_grads:
-                layer._grad_into = None
+        backward = super().backward
+        return _routed(
+            "_grad_into", self._grad_slots, lambda: backward(grad_output, input_grad=input_grad)
+        )
 
     def __getitem__(self, index: int | slice) -> Module:
         if isinstance(index, slice):
             return StackedSequential(self.models, *self._layers[index])
         return self._layers[index]
+
+
+T = TypeVar("T")
+
+
+def _routed(attribute: str, slots: list[tuple[StackedLinear, Slot]], run: Callable[[], T]) -> T:
+    """``run()`` with each layer's ``attribute`` set to its slot (None again after; a plain
+    function, not a context manager: this is on every step)."""
+    for layer, slot in slots:
+        setattr(layer, attribute, slot)
+    try:
+        return run()
+    finally:
+        for layer, _ in slots:
+            setattr(layer, attribute, None)
 
 
 # -- stack / unstack ------------------------------------------------------------------------------

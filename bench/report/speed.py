@@ -70,7 +70,8 @@ STACK_VS_SEQUENTIAL = (10, 0.6)
 CONTENDERS = ("stacked", "torch.func", "sequential custom", "sequential torch.nn")
 RATIO_METHOD = (
     "The ratio is the median over *paired blocks*: each block of one contender's steps "
-    "against the other's block run just before it (~20 ms each), from both benchmarks of the "
+    "against the other's block run just before it (~20 ms each; in the whole-run groups, "
+    "one run each), from both benchmarks of the "
     "group, so that the machine's drift over seconds, which moves the two benchmarks' own "
     "medians apart, cancels out; the range is the interquartile range of those block ratios. "
     "*of medians* divides the two benchmarks' medians (timed a few seconds apart), *min ratio* "

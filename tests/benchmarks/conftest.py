@@ -90,7 +90,14 @@ and not the median one."""
 
 
 @pytest.fixture
-def interleaved(benchmark, request) -> Callable[..., None]:
+def timer(request) -> Callable[[], float]:
+    """The clock pytest-benchmark times rounds with in this session (``--benchmark-timer``), for
+    timing the other contender's blocks alike."""
+    return load_timer(request.config.getoption("benchmark_timer")).target
+
+
+@pytest.fixture
+def interleaved(benchmark, timer) -> Callable[..., None]:
     """``interleaved(step, other)``: time ``step`` one call per round (pytest-benchmark's
     pedantic mode), switching every ~``INTERLEAVED_BLOCK`` seconds to a block of as many steps of
     ``other``, the group's other contender, as it has timed rounds in a block; enough rounds to
@@ -115,7 +122,6 @@ def interleaved(benchmark, request) -> Callable[..., None]:
         per_pair = (time.perf_counter() - start) / pairs
         rounds = max(min_rounds, min(20_000, int(INTERLEAVED_BUDGET / per_pair)))
         block = max(1, int(INTERLEAVED_BLOCK / (per_pair / 2)))
-        timer = load_timer(request.config.getoption("benchmark_timer")).target
         # Per setup call (the first is the warm-up round's): the other's median step, if a block
         # of it ran right before that round, else None.
         before: list[float | None] = []

@@ -14,8 +14,10 @@ pytest-benchmark prints them together with its relative column. ``make bench`` t
   framework's advantage (Python and autograd overhead, not arithmetic) ends.
   ``scale-adam-w1024-b1000``: the largest point with Adam.
 
-The two frameworks of a group are timed interleaved (conftest's ``interleaved``: an untimed
-step, or run, of the other before each timed round). No test asserts a time. With
+The two frameworks of a group are timed interleaved: blocks of steps of one alternate with
+blocks of the other (conftest's ``interleaved``), and before each timed run a run of the other;
+each benchmark keeps its rounds beside the other's just before (``extra_info["paired"]``), from
+which the report takes the ratio block by block. No test asserts a time. With
 ``--benchmark-disable`` (``make test``) each target runs once.
 """
 
@@ -105,18 +107,22 @@ def _time_steps(interleaved, cfg: DictConfig, framework: str) -> None:
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_training_run(benchmark, record, framework, optimizer):
+def test_training_run(benchmark, record, timer, framework, optimizer):
     epochs = RUN_EPOCHS if benchmark.enabled else 2
     cfg = job_config(f"optimizer={optimizer}", f"epochs={epochs}")
     split = fold_data(cfg)
     harness_seconds: list[float] = []
+    before: list[float] = []  # the other framework's run before each round (the warm-up's first)
 
     other = next(f for f in FRAMEWORKS if f != framework)
 
     def setup():
         shuffle = data.generator(cfg.seed, 0, "shuffle")
-        if benchmark.enabled:  # interleaved: an untimed run of the other framework first
-            train(fresh_adapter(cfg, other), split, cfg.epochs, cfg.batch_size, shuffle)
+        if benchmark.enabled:  # interleaved: a run of the other framework first, timed aside
+            adapter = fresh_adapter(cfg, other)
+            began = timer()
+            train(adapter, split, cfg.epochs, cfg.batch_size, shuffle)
+            before.append(timer() - began)
             shuffle = data.generator(cfg.seed, 0, "shuffle")
         return (fresh_adapter(cfg, framework), shuffle), {}
 
@@ -131,6 +137,8 @@ def test_training_run(benchmark, record, framework, optimizer):
     # The harness's own timer (training steps only: the README's timing rule) in the same rounds,
     # for the direction check against the sweep; pytest-benchmark times the whole train() call.
     benchmark.extra_info["harness_train_seconds"] = harness_seconds[-RUN_ROUNDS:]
+    if benchmark.enabled:  # each round a block of one, beside the other's run just before it
+        benchmark.extra_info["paired"] = paired_blocks(benchmark.stats.stats.data, before[1:])
     assert result.status == "ok"
 
 

@@ -398,9 +398,11 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
         row["paired_blocks"] = blocks
         row["ratio_func_of_medians"] = row["stacked_s"] / row["func_s"]
         row["ratio_func_min"] = ours["stats"]["min"] / func["stats"]["min"]
-        row["ratio_sequential"] = (
-            None if custom is None else row["stacked_s"] / row["sequential_custom_s"]
+        ratio, low, high, blocks = against_one_after_another(
+            ours, entries.get((group, "sequential")), custom
         )
+        row["ratio_sequential"], row["ratio_sequential_low"] = ratio, low
+        row["ratio_sequential_high"], row["sequential_paired_blocks"] = high, blocks
         for name in CONTENDERS:
             seconds = row[_seconds_column(name)]
             row[f"gflops_{_seconds_column(name)[:-2]}"] = (
@@ -423,6 +425,22 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
     return frame.sort_values(["optimizer", "models"], key=_optimizer_key).reset_index(drop=True)
 
 
+def against_one_after_another(
+    stacked: dict[str, Any], sequential: dict[str, Any] | None, alone: dict[str, Any] | None
+) -> tuple[float | None, float | None, float | None, int]:
+    """``(ratio, low, high, blocks)`` of stacked / sequential custom, per model: block by block
+    over ``sequential``'s paired blocks (its M models stepped one after another, each block
+    against the stacked block just before it; median and quartiles), where the group has that
+    benchmark; else (M = 1000, or an older JSON) the stacked median per model over ``alone``'s
+    (one model's step; ``blocks`` = 0, no range); all None without either."""
+    if sequential is not None and sequential["extra_info"].get("paired"):
+        ratios = pd.Series([other / own for own, other in sequential["extra_info"]["paired"]])
+        return ratios.median(), ratios.quantile(0.25), ratios.quantile(0.75), len(ratios)
+    if alone is None:
+        return None, None, None, 0
+    return _per_model(stacked, "median") / _per_model(alone, "median"), None, None, 0
+
+
 def _optimizer_key(column: pd.Series) -> pd.Series:
     return column.map(lambda v: (v != "sgd", v)) if column.name == "optimizer" else column
 
@@ -442,6 +460,15 @@ def _us(seconds: float | None) -> str:
 
 def _ratio(value: float | None) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def _ratio_range(ratio: float | None, low: float | None, high: float | None) -> str:
+    """A paired ratio with its IQR, or one of medians (no range) marked as such."""
+    if ratio is None or pd.isna(ratio):
+        return "—"
+    if low is None or pd.isna(low):
+        return f"{ratio:.3f} (of medians)"
+    return f"{ratio:.3f} ({low:.3f}–{high:.3f})"
 
 
 def _met(value: Any) -> str:
@@ -468,6 +495,10 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         "`tests/benchmarks/test_stacked.py`; times are medians per model and step "
         "(a stacked step divided by M), in µs, stacked and torch.func timed interleaved; "
         "stacked / torch.func, its range, *of medians* and *min ratio* as in the table above. "
+        "stacked / sequential custom is measured the same way, block by block against the same "
+        "M framework models stepped one after another, timed interleaved with the stacked step "
+        "(its IQR in brackets); where that would take seconds a step (M = 1000) it is the "
+        "stacked time over the one model's, *of medians*. "
         "Targets (on the ratios): stacked ≤ "
         f"{STACK_VS_FUNC[1]} × torch.func at M = {STACK_VS_FUNC[0]}, stacked ≤ "
         f"{STACK_VS_SEQUENTIAL[1]} × sequential custom at M = {STACK_VS_SEQUENTIAL[0]}.",
@@ -485,12 +516,15 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         if not pd.isna(row.target_sequential):
             targets.append(f"stacked / sequential custom ≤ {row.target_sequential:g}")
             met.append(_met(row.met_sequential))
+        sequential = _ratio_range(
+            row.ratio_sequential, row.ratio_sequential_low, row.ratio_sequential_high
+        )
         lines.append(
             f"| {row.optimizer} | {row.models} | {_us(row.stacked_s)} | {_us(row.func_s)} "
             f"| {_ratio(row.ratio_func)} | {row.ratio_func_low:.3f}–{row.ratio_func_high:.3f} "
             f"| {_ratio(row.ratio_func_of_medians)} | {_ratio(row.ratio_func_min)} "
             f"| {_us(row.sequential_custom_s)} | {_us(row.sequential_torch_s)} "
-            f"| {_ratio(row.ratio_sequential)} | {'; '.join(targets) or '—'} "
+            f"| {sequential} | {'; '.join(targets) or '—'} "
             f"| {', '.join(met) or '—'} |"
         )
     lines += [

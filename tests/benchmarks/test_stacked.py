@@ -10,6 +10,9 @@ and optimizer update. Contenders, each timed in this session:
   ``vmap`` of ``functional_call`` and the per-model MSE, autograd backward of the summed losses,
   torch.optim over the stacked parameters). Both do the work of M models per step; the report
   divides by M.
+- in ``stack-{sgd,adam}-m{M}`` for M in 1, 10, 100 also: **sequential** (the same M framework
+  models, each with its own optimizer, stepped one after another), timed interleaved with the
+  stacked step, for the stacked / sequential ratio (M = 1000 would take seconds a step).
 - ``sequential-{sgd,adam}-{mse,bce}-{optimizer,model}_zero_grad``: **custom** (one framework
   model) and **torch** (its torch.nn twin, torch.optim), the per-model cost of training M models
   one after another (each step is the same work whatever the model). zero_grad through the
@@ -39,6 +42,7 @@ from bench.harness import data, models
 from bench.harness.reference import torch_loss, torch_twin
 
 MODELS = [1, 10, 100, 1000]
+ONE_AFTER_ANOTHER_MODELS = [1, 10, 100]
 TINY_MODELS = 2  # under make test: every target once, small
 BATCHES = 10  # mini-batches per model, cycled
 PEAK_SIZE = 1024
@@ -121,6 +125,34 @@ def stacked_step(cfg, count: int):
 
     def finite() -> bool:
         return bool(torch.isfinite(criterion(stacked(xs[0]), ys[0])).all())
+
+    return step, finite
+
+
+def one_after_another_step(cfg, count: int):
+    """The work of a stacked step without stacking: one step of each of ``count`` framework
+    models in turn, each with its own loss and optimizer, on the batches the stacked step
+    gives it."""
+    trained = fresh_models(cfg, count)
+    criteria = [models.LOSSES[cfg.loss.name.value]() for _ in trained]
+    optimizers = [models.build_optimizer(cfg, model) for model in trained]
+    xs, ys = model_batches(cfg, count)
+    batches = itertools.cycle(range(BATCHES))
+    each = list(enumerate(zip(trained, criteria, optimizers, strict=True)))
+
+    def step() -> None:
+        index = next(batches)
+        for m, (model, criterion, optimizer) in each:
+            criterion(model(xs[index, m]), ys[index, m])
+            optimizer.zero_grad()
+            model.backward(criterion.backward(), input_grad=False)
+            optimizer.step()
+
+    def finite() -> bool:
+        return all(
+            math.isfinite(criterion(model(xs[0, m]), ys[0, m]).item())
+            for m, (model, criterion, _) in each
+        )
 
     return step, finite
 
@@ -220,6 +252,27 @@ def test_stacked_step(benchmark, interleaved, record, optimizer, contender, coun
     other, _ = makers["func" if contender == "stacked" else "stacked"](cfg, count)
     interleaved(step, other)
     assert finite(), f"{contender} diverged while being timed"
+
+
+@pytest.mark.parametrize("count", ONE_AFTER_ANOTHER_MODELS, ids=lambda m: f"m{m}")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_after_another_step(benchmark, interleaved, record, optimizer, count):
+    """The stacked step's other peer: the same M models trained one after another, in the
+    stacked step's group, interleaved with it (the report's stacked / sequential ratio)."""
+    cfg = job_config(f"optimizer={optimizer}")
+    count = count if benchmark.enabled else min(count, TINY_MODELS)
+    record(
+        f"stack-{optimizer}-m{count}",
+        cfg,
+        "custom",
+        contender="sequential",
+        models=count,
+        flops_per_model_step=flops_per_model_step(widths(cfg), cfg.batch_size, optimizer),
+    )
+    step, finite = one_after_another_step(cfg, count)
+    other, _ = stacked_step(cfg, count)
+    interleaved(step, other)
+    assert finite(), "the models trained one after another diverged while being timed"
 
 
 @pytest.mark.parametrize("framework", ["custom", "torch"])

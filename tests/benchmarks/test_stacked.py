@@ -129,29 +129,33 @@ def stacked_step(cfg, count: int):
     return step, finite
 
 
-def one_after_another_step(cfg, count: int):
+def one_after_another_step(cfg, count: int, zero_grad: str = "optimizer"):
     """The work of a stacked step without stacking: one step of each of ``count`` framework
     models in turn, each with its own loss and optimizer, on the batches the stacked step
-    gives it."""
+    gives it; gradients zeroed through the optimizer or through the model."""
     trained = fresh_models(cfg, count)
     criteria = [models.LOSSES[cfg.loss.name.value]() for _ in trained]
     optimizers = [models.build_optimizer(cfg, model) for model in trained]
+    clears = [
+        optimizer.zero_grad if zero_grad == "optimizer" else model.zero_grad
+        for model, optimizer in zip(trained, optimizers, strict=True)
+    ]
     xs, ys = model_batches(cfg, count)
     batches = itertools.cycle(range(BATCHES))
-    each = list(enumerate(zip(trained, criteria, optimizers, strict=True)))
+    each = list(enumerate(zip(trained, criteria, optimizers, clears, strict=True)))
 
     def step() -> None:
         index = next(batches)
-        for m, (model, criterion, optimizer) in each:
+        for m, (model, criterion, optimizer, clear) in each:
             criterion(model(xs[index, m]), ys[index, m])
-            optimizer.zero_grad()
+            clear()
             model.backward(criterion.backward(), input_grad=False)
             optimizer.step()
 
     def finite() -> bool:
         return all(
             math.isfinite(criterion(model(xs[0, m]), ys[0, m]).item())
-            for m, (model, criterion, _) in each
+            for m, (model, criterion, *_) in each
         )
 
     return step, finite
@@ -191,26 +195,12 @@ def func_step(cfg, count: int):
 
 def sequential_step(cfg, framework: str, zero_grad: str):
     """One step of one model: the framework's, or its torch.nn twin with torch.optim."""
+    if framework == "custom":
+        return one_after_another_step(cfg, 1, zero_grad)
     model = fresh_models(cfg, 1)[0]
     criterion = models.LOSSES[cfg.loss.name.value]()
-    optimizer = models.build_optimizer(cfg, model)
     xs, ys = model_batches(cfg, 1)
     batches = itertools.cycle(range(BATCHES))
-    if framework == "custom":
-        clear = optimizer.zero_grad if zero_grad == "optimizer" else model.zero_grad
-
-        def step() -> None:
-            index = next(batches)
-            criterion(model(xs[index, 0]), ys[index, 0])
-            clear()
-            model.backward(criterion.backward(), input_grad=False)
-            optimizer.step()
-
-        def finite() -> bool:
-            return math.isfinite(criterion(model(xs[0, 0]), ys[0, 0]).item())
-
-        return step, finite
-
     twin = torch_twin(model)
     twin_criterion = torch_loss(criterion)
     name = {"sgd": "SGD", "adam": "Adam"}[cfg.optimizer.name]

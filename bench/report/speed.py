@@ -153,8 +153,18 @@ def paired_ratios(custom: dict[str, Any], torch: dict[str, Any]) -> list[float]:
     block, kept by the benchmarks' ``interleaved`` fixture). Each ratio compares two blocks run
     within ~40 ms of each other, so the machine's drift over seconds cancels out of it."""
     ratios = [own / other for own, other in custom["extra_info"].get("paired", ())]
-    ratios += [other / own for own, other in torch["extra_info"].get("paired", ())]
-    return ratios
+    return ratios + _others_over_own(torch)
+
+
+def _others_over_own(bench: dict[str, Any]) -> list[float]:
+    """The other contender's block over ``bench``'s own, for each of its paired blocks."""
+    return [other / own for own, other in bench["extra_info"].get("paired", ())]
+
+
+def _median_and_quartiles(ratios: list[float]) -> tuple[float, float, float, int]:
+    """``(median, q1, q3, count)`` of block ratios."""
+    series = pd.Series(ratios)
+    return series.median(), series.quantile(0.25), series.quantile(0.75), len(ratios)
 
 
 def ratio_with_range(
@@ -168,8 +178,7 @@ def ratio_with_range(
     if not ratios:
         c, t = custom["stats"], torch["stats"]
         return c["median"] / t["median"], c["q1"] / t["q3"], c["q3"] / t["q1"], 0
-    series = pd.Series(ratios)
-    return series.median(), series.quantile(0.25), series.quantile(0.75), len(ratios)
+    return _median_and_quartiles(ratios)
 
 
 def _median(values: list[float] | None) -> float | None:
@@ -433,9 +442,9 @@ def against_one_after_another(
     against the stacked block just before it; median and quartiles), where the group has that
     benchmark; else (M = 1000, or an older JSON) the stacked median per model over ``alone``'s
     (one model's step; ``blocks`` = 0, no range); all None without either."""
-    if sequential is not None and sequential["extra_info"].get("paired"):
-        ratios = pd.Series([other / own for own, other in sequential["extra_info"]["paired"]])
-        return ratios.median(), ratios.quantile(0.25), ratios.quantile(0.75), len(ratios)
+    ratios = [] if sequential is None else _others_over_own(sequential)
+    if ratios:
+        return _median_and_quartiles(ratios)
     if alone is None:
         return None, None, None, 0
     return _per_model(stacked, "median") / _per_model(alone, "median"), None, None, 0

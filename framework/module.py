@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 import torch
-
-if TYPE_CHECKING:
-    from .optim.optimizer import FlatGroup
 
 _Member = TypeVar("_Member")
 _Cached = TypeVar("_Cached")
@@ -64,6 +61,21 @@ def check_set_to_none(set_to_none: bool) -> None:
         )
 
 
+class FlatGradients(Protocol):
+    """What `Module.zero_grad` needs of the group whose flat buffers hold a parameter's tensors
+    (``Parameter._flat``; an optimizer's ``FlatGroup`` is one): the group's parameters in order,
+    its flat gradient buffer, and whether every parameter still holds the group's tensors.
+
+    A protocol here, not an import of the optimizer: the optimizers build on this module, so this
+    module must not depend on them.
+    """
+
+    params: list[Parameter]
+    grad: torch.Tensor
+
+    def in_sync(self) -> bool: ...
+
+
 class _Holder:
     """What holds a tensor ``data`` in a module: its shape, dtype and device are the tensor's."""
 
@@ -98,7 +110,7 @@ class Parameter(_Holder):
         self.data = data
         self.grad = torch.zeros_like(data)
         self.stacked = stacked
-        self._flat: FlatGroup | None = None
+        self._flat: FlatGradients | None = None
 
     @property
     def models(self) -> int | None:

@@ -6,6 +6,7 @@ the configuration."""
 
 from __future__ import annotations
 
+import inspect
 import io
 
 import pytest
@@ -193,6 +194,59 @@ def test_defaults_equal_torch_optim(name):
     theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(1))])
     for key, value in ours.defaults.items():
         assert theirs.defaults[key] == value, key
+
+
+def torch_only_arguments(name: str) -> dict[str, object]:
+    """{argument: torch's default} of every argument of torch.optim's ``name`` that is
+    keyword-only there or that our signature does not have (RMSprop's switches are positional in
+    torch, Adam's amsgrad too)."""
+    ours = inspect.signature(getattr(fw.optim, name)).parameters
+    return {
+        key: parameter.default
+        for key, parameter in inspect.signature(getattr(torch.optim, name)).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY or key not in ours
+    }
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_torch_only_keyword_arguments_are_accepted_at_torchs_defaults(name):
+    """Code written for torch.optim passes ``foreach=False``, ``maximize=False``, …: every
+    keyword-only or torch-only argument of torch's signature, given explicitly at torch's
+    default, is accepted and lands in the groups and the defaults as torch's do."""
+    arguments = torch_only_arguments(name)
+    assert arguments, name
+    assert set(arguments) == set(getattr(fw.optim, name).torch_only)  # no argument forgotten
+    ours = getattr(fw.optim, name)([fw.Parameter(torch.zeros(2))], **arguments)
+    theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], **arguments)
+    for key in arguments:
+        assert ours.param_groups[0][key] == theirs.param_groups[0][key] == arguments[key], key
+        assert ours.defaults[key] == theirs.defaults[key], key
+
+
+SWITCHES = [
+    (name, key)
+    for name in ("SGD", "Adam", "RMSprop")
+    for key, default in torch_only_arguments(name).items()
+    if default is False or default is None  # a boolean switch (foreach, fused: None = auto)
+]
+
+
+@pytest.mark.parametrize(("name", "key"), SWITCHES, ids=[f"{n}({k}=True)" for n, k in SWITCHES])
+def test_torch_only_switch_on_as_a_keyword_argument_is_refused_naming_it(name, key):
+    assert {k for n, k in SWITCHES if n == name} == set(torch_only_arguments(name))  # all bool
+    with pytest.raises(ValueError, match=rf"^{name} does not implement torch.optim's {key}=True;"):
+        getattr(fw.optim, name)([fw.Parameter(torch.zeros(2))], **{key: True})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_unknown_keyword_argument_is_a_type_error_like_torch(name):
+    params = [fw.Parameter(torch.zeros(2))]
+    with pytest.raises(
+        TypeError, match=rf"^{name}.__init__\(\) got an unexpected keyword argument 'bogus'$"
+    ):
+        getattr(fw.optim, name)(params, bogus=False)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'bogus'"):
+        getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], bogus=False)
 
 
 # -- tensors held by the user ---------------------------------------------------------------------

@@ -32,7 +32,7 @@ class Adam(Optimizer):
     State per parameter, as torch's: ``step`` (t, a float tensor), ``exp_avg`` (:math:`m_t`),
     ``exp_avg_sq`` (:math:`v_t`). The groups also hold torch's ``amsgrad``, ``maximize``,
     ``foreach``, ``capturable``, ``differentiable``, ``fused`` and ``decoupled_weight_decay``,
-    accepted off.
+    accepted off (False or None) as keyword arguments or group keys, refused on.
 
     Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
     number below may be a tensor of shape ``(M,)`` instead (each of β₁, β₂), model m updated
@@ -45,6 +45,8 @@ class Adam(Optimizer):
         betas: (β₁, β₂), each in [0, 1) (default (0.9, 0.999)).
         eps: ε (default 1e-8).
         weight_decay: L2 penalty λ (default 0).
+        **torch_only: torch's switches above, by keyword (``amsgrad=False``, positional in
+            torch); another keyword is a TypeError.
     """
 
     torch_only: ClassVar[dict[str, Any]] = {
@@ -64,9 +66,10 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        **torch_only: Any,
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **torch_only)
 
     def _validate(self, group: dict[str, Any]) -> None:
         super()._validate(group)

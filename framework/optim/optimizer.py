@@ -293,6 +293,9 @@ class Optimizer:
     Args:
         params: an iterable of ``Parameter`` or of dicts ``{"params": [...], "lr": ...}``.
         defaults: the hyperparameters each group gets unless it sets its own.
+        **torch_only: values of the class's `torch_only` switches given by keyword (code written
+            for torch.optim passes ``foreach=False``, say); any other keyword is a TypeError, as
+            in torch, and a switch that is on a ValueError (at the first group).
     """
 
     #: torch.optim's switches for implementation choices and variants this framework does not
@@ -300,8 +303,15 @@ class Optimizer:
     #: key) and accepted only when off (False or None).
     torch_only: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict) -> None:
-        self.defaults = {**defaults, **self.torch_only}
+    def __init__(
+        self, params: Iterable[Parameter] | Iterable[dict], defaults: dict, **torch_only: Any
+    ) -> None:
+        for key in torch_only:
+            if key not in self.torch_only:
+                raise TypeError(
+                    f"{type(self).__name__}.__init__() got an unexpected keyword argument {key!r}"
+                )
+        self.defaults = {**defaults, **self.torch_only, **torch_only}
         self._hyperparameters = tuple(defaults)  # the keys that may hold per-model tensors
         self.param_groups: list[dict[str, Any]] = []
         self._flat: list[FlatGroup] = []

@@ -34,7 +34,8 @@ class RMSprop(Optimizer):
     State per parameter, as torch's: ``step`` (a float tensor), ``square_avg`` (:math:`v_t`),
     ``momentum_buffer`` (:math:`b_t`, when μ > 0), ``grad_avg`` (:math:`\bar g_t`, when
     centered). The groups also hold torch's ``capturable``, ``foreach``, ``maximize`` and
-    ``differentiable``, accepted off.
+    ``differentiable``, accepted off (False or None) as keyword arguments or group keys, refused
+    on.
 
     Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
     number below may be a tensor of shape ``(M,)`` instead, model m updated with value m: one
@@ -49,6 +50,8 @@ class RMSprop(Optimizer):
         weight_decay: L2 penalty λ (default 0).
         momentum: μ (default 0).
         centered: normalise by the estimated variance of the gradient.
+        **torch_only: torch's switches above, by keyword (positional in torch); another keyword
+            is a TypeError.
     """
 
     torch_only: ClassVar[dict[str, Any]] = {
@@ -67,6 +70,7 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        **torch_only: Any,
     ) -> None:
         defaults = dict(  # torch's order, so that state dicts list the keys as torch's do
             lr=lr,
@@ -76,7 +80,7 @@ class RMSprop(Optimizer):
             centered=centered,
             weight_decay=weight_decay,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **torch_only)
 
     def _validate(self, group: dict[str, Any]) -> None:
         super()._validate(group)

@@ -21,7 +21,8 @@ class SGD(Optimizer):
         \theta_t &\leftarrow \theta_{t-1} - \gamma g_t
 
     State per parameter, as torch's: ``momentum_buffer`` (:math:`b_t`, when μ ≠ 0). The groups
-    also hold torch's ``maximize``, ``foreach``, ``differentiable`` and ``fused``, accepted off.
+    also hold torch's ``maximize``, ``foreach``, ``differentiable`` and ``fused``, accepted off
+    (False or None) as keyword arguments or group keys, refused on.
 
     Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
     number below may be a tensor of shape ``(M,)`` instead, model m updated with value m: one
@@ -36,6 +37,8 @@ class SGD(Optimizer):
         dampening: τ (default 0).
         weight_decay: L2 penalty λ (default 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        **torch_only: torch's switches above, by keyword (``foreach=False``); another keyword
+            is a TypeError.
     """
 
     torch_only: ClassVar[dict[str, Any]] = {
@@ -53,6 +56,7 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        **torch_only: Any,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -61,7 +65,7 @@ class SGD(Optimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **torch_only)
 
     def _validate(self, group: dict[str, Any]) -> None:
         super()._validate(group)

@@ -2,7 +2,8 @@
 ``bool(tensor)`` or Python ``if`` on a tensor, no ``float(tensor)``. On a GPU each such read
 waits for the device to finish the step so far, every step.
 
-Proved two ways for every layer, loss and optimizer option, stacked and unstacked:
+Proved two ways for every layer, loss and optimizer option, stacked and unstacked, with float,
+per-model and 0-dim tensor hyperparameters:
 
 - on the CPU with every read-back entry point of ``torch.Tensor`` (and the torch functions that
   return a Python bool) patched to raise during the steps;
@@ -206,6 +207,41 @@ def test_stacked_training_step_reads_nothing_back(device, loss, optimizer, zero_
         x, y = data(loss, (2, 5), where)
         steps(stacked, fw.StackedLoss(criterion(loss)), built, x, y, zero_grad)
         assert all(p.data.device.type == where for p in stacked.parameters())
+
+    run(device, step)
+
+
+def scalar(value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64)
+
+
+SCALAR_TENSOR_OPTIMIZERS = {  # every number a 0-dim tensor (torch's lr=torch.tensor(0.01))
+    "sgd": lambda params: fw.optim.SGD(
+        params, lr=scalar(0.1), momentum=scalar(0.9), dampening=scalar(0.1),
+        weight_decay=scalar(0.1),
+    ),
+    "adam": lambda params: fw.optim.Adam(
+        params, lr=scalar(0.01), betas=(scalar(0.9), scalar(0.99)), eps=scalar(1e-8),
+        weight_decay=scalar(0.1),
+    ),
+    "rmsprop": lambda params: fw.optim.RMSprop(
+        params, lr=scalar(0.01), alpha=scalar(0.9), eps=scalar(1e-8), momentum=scalar(0.5),
+        weight_decay=scalar(0.1), centered=True,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("optimizer", SCALAR_TENSOR_OPTIMIZERS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_0dim_tensor_hyperparameters_step_reads_nothing_back(device, optimizer):
+    """Validated (read) at construction, on the CPU; the steps use them as broadcast scalars."""
+    model = mlp("mse")
+    built = SCALAR_TENSOR_OPTIMIZERS[optimizer](model.parameters())
+
+    def step(where: str) -> None:
+        model.to(device=where)
+        steps(model, criterion("mse"), built, *data("mse", (5,), where), "optimizer")
+        assert all(p.data.device.type == where for p in model.parameters())
 
     run(device, step)
 

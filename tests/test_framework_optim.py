@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import math
 
 import pytest
 import torch
@@ -247,6 +248,146 @@ def test_unknown_keyword_argument_is_a_type_error_like_torch(name):
         getattr(fw.optim, name)(params, bogus=False)
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'bogus'"):
         getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], bogus=False)
+
+
+# -- 0-dim tensor hyperparameters (torch's lr=torch.tensor(0.01)) ---------------------------------
+# (optimizer, options, the options given as 0-dim float64 tensors): lr alone, then every number.
+SCALAR_TENSOR_CONFIGS = [
+    ("SGD", {"lr": 0.1}, ("lr",)),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}, ("lr", "momentum")),
+    (
+        "SGD",
+        {"lr": 0.05, "momentum": 0.5, "dampening": 0.1, "weight_decay": 0.01},
+        ("lr", "momentum", "dampening", "weight_decay"),
+    ),
+    ("Adam", {"lr": 0.01}, ("lr",)),
+    (
+        "Adam",
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05},
+        ("lr", "betas", "eps", "weight_decay"),
+    ),
+    ("RMSprop", {"lr": 0.001}, ("lr",)),
+    (
+        "RMSprop",
+        {
+            "lr": 0.002,
+            "alpha": 0.95,
+            "eps": 1e-6,
+            "momentum": 0.8,
+            "centered": True,
+            "weight_decay": 0.05,
+        },
+        ("lr", "alpha", "eps", "momentum", "weight_decay"),
+    ),
+]
+
+
+def as_tensors(options: dict, keys: tuple[str, ...]) -> dict:
+    """``options`` with the values under ``keys`` as new 0-dim float64 tensors (betas: each)."""
+
+    def tensor(value):
+        if isinstance(value, tuple):
+            return tuple(torch.tensor(v, dtype=F64) for v in value)
+        return torch.tensor(value, dtype=F64)
+
+    return {key: tensor(value) if key in keys else value for key, value in options.items()}
+
+
+def scalar_id(config: tuple[str, dict, tuple[str, ...]]) -> str:
+    name, options, keys = config
+
+    def shown(value):
+        return (
+            f"({','.join(shown(v) for v in value)})"
+            if isinstance(value, tuple)
+            else f"tensor({value})"
+        )
+
+    return config_id((name, {k: shown(v) if k in keys else v for k, v in options.items()}))
+
+
+def trajectory(framework: str, name: str, options: dict, steps: int = STEPS) -> list:
+    """The parameters after each of ``steps`` steps with the same seeded random gradients."""
+    groups = make_pair([{"shapes": SHAPES}])[framework == "torch"]
+    optimizer = build(framework, name, groups, **options)
+    params, grads, out = params_of(groups), torch.Generator().manual_seed(1), []
+    for _ in range(steps):
+        set_random_grads(params, grads)
+        optimizer.step()
+        out.append([value(param).clone() for param in params])
+    return out
+
+
+@pytest.mark.parametrize("config", SCALAR_TENSOR_CONFIGS, ids=scalar_id)
+def test_0dim_tensor_hyperparameters_equal_torch_and_the_floats(parity, config):
+    """A 0-dim tensor hyperparameter, over ordinary (unstacked) parameters, is one value for
+    the group: 20 steps equal torch.optim given the same tensors, and our own steps with the
+    floats."""
+    name, options, keys = config
+    ours = trajectory("custom", name, as_tensors(options, keys))
+    theirs = trajectory("torch", name, as_tensors(options, keys))
+    floats = trajectory("custom", name, options)
+    case = scalar_id(config)
+    for step, (mine, reference, float_params) in enumerate(zip(ours, theirs, floats, strict=True)):
+        for index, (param, expected, float_param) in enumerate(
+            zip(mine, reference, float_params, strict=True)
+        ):
+            parity.check(f"{case} step {step} param {index}", param, expected, **TOL)
+            parity.check(f"{case} vs floats step {step} param {index}", param, float_param, **TOL)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_0dim_tensor_lr_stays_the_tensor_and_a_change_in_place_reaches_the_next_step(parity, name):
+    """As in torch, ``param_groups`` keeps the user's tensor: a schedule may change it in place
+    (here halfway), and the next step uses the new value."""
+    lrs = {"custom": torch.tensor(0.01, dtype=F64), "torch": torch.tensor(0.01, dtype=F64)}
+    pairs = make_pair([{"shapes": SHAPES}])
+    optimizers = {
+        side: build(side, name, groups, lr=lrs[side])
+        for side, groups in zip(("custom", "torch"), pairs, strict=True)
+    }
+    assert optimizers["custom"].param_groups[0]["lr"] is lrs["custom"]
+    for side, groups in zip(("custom", "torch"), pairs, strict=True):
+        grads = torch.Generator().manual_seed(1)
+        for step in range(STEPS):
+            if step == STEPS // 2:
+                lrs[side].fill_(0.05)
+            set_random_grads(params_of(groups), grads)
+            optimizers[side].step()
+    for index, (mine, reference) in enumerate(
+        zip(params_of(pairs[0]), params_of(pairs[1]), strict=True)
+    ):
+        parity.check(f"{name} lr changed in place param {index}", value(mine), value(reference))
+
+
+BAD_SCALAR_TENSORS = [
+    ("SGD", {"lr": torch.tensor(-0.1)}, r"^Invalid lr: -0.1 \(must be in \[0.0, inf\]\)$"),
+    ("SGD", {"momentum": torch.tensor(math.nan)}, r"^Invalid momentum: nan \(must be finite\)$"),
+    (
+        "SGD",
+        {"momentum": torch.tensor(0.0), "dampening": 0.5},
+        r"a momentum tensor with zeros needs dampening = 0",
+    ),
+    ("Adam", {"betas": (torch.tensor(1.0), torch.tensor(0.9))}, r"^Invalid beta1 \(betas\[0\]\)"),
+    ("Adam", {"eps": torch.tensor(-1.0, dtype=F64)}, r"^Invalid eps: -1.0 \(must be in"),
+    ("RMSprop", {"alpha": torch.tensor(math.inf)}, r"^Invalid alpha: inf \(must be finite\)$"),
+    (
+        "RMSprop",
+        {"lr": torch.tensor(1)},
+        r"a tensor lr must hold one floating-point value for the group, shape \(\), or one "
+        r"floating-point value per model, shape \(M,\); got dtype torch.int64 and shape \(\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"), BAD_SCALAR_TENSORS, ids=lambda v: str(v)[:40]
+)
+def test_0dim_tensor_hyperparameters_are_validated_at_construction_like_floats(
+    name, options, message
+):
+    with pytest.raises(ValueError, match=message):
+        getattr(fw.optim, name)([fw.Parameter(torch.zeros(3, 2))], **options)
 
 
 # -- tensors held by the user ---------------------------------------------------------------------

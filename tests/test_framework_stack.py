@@ -81,10 +81,23 @@ class PerModel:
         return "[" + ",".join(f"{v:g}" for v in self.values) + "]"
 
 
+@dataclass(frozen=True)
+class Scalar:
+    """A hyperparameter given as a 0-dim tensor (torch's ``lr=torch.tensor(0.01)``), one value
+    for every model: to the stacked optimizer and to each model's own alike."""
+
+    value: float
+
+    def __repr__(self) -> str:
+        return f"tensor({self.value:g})"
+
+
 def for_stacked(options: dict) -> dict:
     def convert(value):
         if isinstance(value, PerModel):
             return torch.tensor(value.values, dtype=F64)
+        if isinstance(value, Scalar):
+            return torch.tensor(value.value, dtype=F64)
         if isinstance(value, tuple):
             return tuple(convert(v) for v in value)
         return value
@@ -96,6 +109,8 @@ def for_model(options: dict, index: int) -> dict:
     def convert(value):
         if isinstance(value, PerModel):
             return value.values[index]
+        if isinstance(value, Scalar):
+            return torch.tensor(value.value, dtype=F64)
         if isinstance(value, tuple):
             return tuple(convert(v) for v in value)
         return value
@@ -243,6 +258,7 @@ OPTIMIZERS = [
     ("SGD", {"lr": 0.05, "momentum": PerModel((0.5, 0.9, 0.5, 0.9)), "nesterov": True}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": PerModel((0.0, 0.1, 0.5, 0.9))}),
     ("SGD", {"lr": GRID, "weight_decay": PerModel((0.0, 1e-3, 1e-2, 1e-1))}),
+    ("SGD", {"lr": Scalar(0.1), "momentum": Scalar(0.9), "weight_decay": Scalar(0.01)}),
     ("Adam", {}),
     ("Adam", {"lr": 0.01, "betas": (0.5, 0.9)}),
     ("Adam", {"lr": 0.01, "betas": (0.0, 0.0)}),
@@ -252,6 +268,8 @@ OPTIMIZERS = [
     ("Adam", {"lr": SMALL_GRID, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.01, "betas": (PerModel((0.0, 0.5, 0.9, 0.95)), 0.999)}),
     ("Adam", {"lr": 0.01, "betas": (0.9, PerModel((0.5, 0.9, 0.99, 0.999)))}),
+    ("Adam", {"lr": Scalar(0.01), "betas": (Scalar(0.8), Scalar(0.99)), "eps": Scalar(1e-6)}),
+    ("Adam", {"lr": SMALL_GRID, "betas": (0.8, Scalar(0.99))}),
     (
         "Adam",
         {
@@ -279,6 +297,7 @@ OPTIMIZERS = [
     ("RMSprop", {"lr": SMALL_GRID}),
     ("RMSprop", {"lr": SMALL_GRID, "centered": True, "momentum": 0.5}),
     ("RMSprop", {"lr": 0.001, "momentum": PerModel((0.0, 0.5, 0.9, 0.0))}),
+    ("RMSprop", {"lr": Scalar(0.001), "alpha": Scalar(0.9), "momentum": Scalar(0.5)}),
     (
         "RMSprop",
         {

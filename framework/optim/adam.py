@@ -39,6 +39,10 @@ class Adam(Optimizer):
     with value m: one step trains, say, a grid of M learning rates. Validated when given
     (finite, in range); a step reads nothing back.
 
+    Any number below may also be a 0-dim tensor (torch's ``lr=torch.tensor(0.01)``), over any
+    parameters: one value for the whole group, like a float, validated like one; it stays that
+    tensor in ``param_groups``, as in torch, so a change made in place reaches the next step.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-3).

@@ -21,6 +21,12 @@ float's. Tensor values are validated when the optimizer (or a group, or a state 
 them: a step reads nothing back to the host (so a tensor later written into ``param_groups``,
 or changed in place as a schedule would, has its shape checked but its values used as they
 are).
+
+A 0-dim tensor (torch's ``lr=torch.tensor(0.01)``) is one value for the whole group, like a float,
+over any parameters (stacked or not). It stays that tensor in ``param_groups``, as in torch, so a
+change made in place reaches the next step; the update uses it as a broadcast scalar (its value is
+never read back in a step: the per-element path of the per-model tensors, with one element), and
+it is validated like a float when given.
 """
 
 from __future__ import annotations
@@ -52,10 +58,10 @@ class FlatGroup:
         self._flatten()
 
     def check_tensors(self, group: Mapping[str, Any], keys: Iterable[str]) -> None:
-        """Refuse a tensor hyperparameter (under one of ``keys``) of ``group`` whose shape is not
-        ``(M,)``: one written into ``param_groups`` after construction would otherwise spread the
-        wrong values over the models without a word. Shapes and dtypes only: nothing is read
-        back."""
+        """Refuse a tensor hyperparameter (under one of ``keys``) of ``group`` whose shape is
+        neither ``()`` nor ``(M,)``: one written into ``param_groups`` after construction would
+        otherwise spread the wrong values over the models without a word. Shapes and dtypes only:
+        nothing is read back."""
         for key in keys:  # every step: a few keys, about a microsecond
             value = group[key]
             if isinstance(value, torch.Tensor):
@@ -129,9 +135,10 @@ class FlatGroup:
     ) -> float | torch.Tensor:
         """A float as it is (``transform``-ed, e.g. ``1 − β``); a per-model tensor ``(M,)``
         (every parameter stacked, M models) as a vector over the flat buffer, each model's value
-        repeated over its elements (then ``transform``-ed), cached under ``name``: rebuilt only
-        when the tensor is replaced or changed in place (its version counter moves), or the
-        buffer's dtype or device changed."""
+        repeated over its elements (then ``transform``-ed); a 0-dim tensor as a 0-dim tensor of
+        the buffer's dtype and device (then ``transform``-ed), which broadcasts over it. Tensors
+        are cached under ``name``: rebuilt only when the tensor is replaced or changed in place
+        (its version counter moves), or the buffer's dtype or device changed."""
         if not isinstance(value, torch.Tensor):
             return value if transform is None else transform(value)
         cached = self._vectors.get(name)
@@ -143,10 +150,16 @@ class FlatGroup:
             and cached[2].device == self.data.device
         ):
             return cached[2]
-        per_model = value.detach().to(self.data)  # (M,)
-        vector = torch.cat(
-            [per_model.repeat_interleave(param.numel() // param.shape[0]) for param in self.params]
-        )
+        per_model = value.detach().to(self.data)  # (M,), or () for the whole group
+        if per_model.dim() == 0:
+            vector = per_model
+        else:
+            vector = torch.cat(
+                [
+                    per_model.repeat_interleave(param.numel() // param.shape[0])
+                    for param in self.params
+                ]
+            )
         if transform is not None:
             vector = transform(vector)
         self._vectors[name] = (value, value._version, vector)
@@ -173,21 +186,25 @@ def step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def check_per_model_shape(name: str, value: torch.Tensor) -> None:
+def check_tensor_shape(name: str, value: torch.Tensor) -> None:
     """Raise ValueError naming ``name`` unless the tensor ``value`` holds one floating-point
-    value per model, shape ``(M,)``."""
-    if not value.is_floating_point() or value.dim() != 1 or value.numel() == 0:
+    value for the whole group, shape ``()``, or one per model, shape ``(M,)``."""
+    if not value.is_floating_point() or value.dim() > 1 or value.numel() == 0:
         raise ValueError(
-            f"Invalid {name}: a tensor {name} must hold one floating-point value per model, "
-            f"shape (M,); got dtype {value.dtype} and shape {tuple(value.shape)}"
+            f"Invalid {name}: a tensor {name} must hold one floating-point value for the group, "
+            f"shape (), or one floating-point value per model, shape (M,); got dtype "
+            f"{value.dtype} and shape {tuple(value.shape)}"
         )
 
 
 def check_per_model(name: str, value: torch.Tensor, params: list[Parameter]) -> None:
-    """Raise ValueError naming ``name`` unless the tensor ``value`` has the shape ``(M,)`` of one
-    floating-point value per model and every parameter of ``params`` is stacked with M models
-    (shapes and dtypes only: nothing is read back)."""
-    check_per_model_shape(name, value)
+    """Raise ValueError naming ``name`` unless the tensor ``value`` is one floating-point value
+    (shape ``()``, any parameters) or has the shape ``(M,)`` of one floating-point value per
+    model and every parameter of ``params`` is stacked with M models (shapes and dtypes only:
+    nothing is read back)."""
+    check_tensor_shape(name, value)
+    if value.dim() == 0:
+        return
     models = value.shape[0]
     for index, param in enumerate(params):
         if not param.stacked or param.shape[0] != models:
@@ -207,21 +224,21 @@ def check_range(
     name: str, value: Any, low: float, high: float = math.inf, *, open_high: bool = False
 ) -> None:
     """Raise ValueError naming ``name`` unless ``value`` is a finite number in [low, high]
-    ([low, high) if open_high), or a floating-point tensor of shape ``(M,)`` of such numbers
-    (per-model values; read back here, once: a meta tensor, which has no values, passes)."""
+    ([low, high) if open_high), or a floating-point tensor of shape ``()`` or ``(M,)`` (per-model
+    values) of such numbers (read back here, once: a meta tensor, which has no values, passes)."""
     bound = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
     if isinstance(value, torch.Tensor):
-        check_per_model_shape(name, value)
+        check_tensor_shape(name, value)
         if value.device.type == "meta":
             return
-        for index, exact in enumerate(value.tolist()):
+        per_model = value.dim() == 1
+        for index, exact in enumerate(value.reshape(-1).tolist()):
             number = float(f"{exact:.8g}")  # shown: float32's 0.1 as 0.1
+            where = f" for model {index}" if per_model else ""
             if not math.isfinite(exact):
-                raise ValueError(f"Invalid {name}: {number!r} for model {index} (must be finite)")
+                raise ValueError(f"Invalid {name}: {number!r}{where} (must be finite)")
             if exact < low or (exact >= high if open_high else exact > high):
-                raise ValueError(
-                    f"Invalid {name}: {number!r} for model {index} (must be in {bound})"
-                )
+                raise ValueError(f"Invalid {name}: {number!r}{where} (must be in {bound})")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -233,16 +250,16 @@ def check_range(
 
 
 def values(value: float | torch.Tensor) -> list[float]:
-    """A hyperparameter's value(s) for checks at construction: a float, or a per-model tensor
-    read back (none for a meta tensor)."""
+    """A hyperparameter's value(s) for checks at construction: a float, or a tensor (0-dim or
+    per-model) read back (none for a meta tensor)."""
     if not isinstance(value, torch.Tensor):
         return [value]
-    return [] if value.device.type == "meta" else value.tolist()
+    return [] if value.device.type == "meta" else value.reshape(-1).tolist()
 
 
 def is_zero(value: float | torch.Tensor) -> bool:
-    """Whether a hyperparameter is the float 0 (a term the update can skip); a per-model tensor
-    never is (it is not read back in a step)."""
+    """Whether a hyperparameter is the float 0 (a term the update can skip); a tensor never is
+    (it is not read back in a step)."""
     return not isinstance(value, torch.Tensor) and value == 0
 
 
@@ -266,7 +283,8 @@ def root_of_second_moment(
 def add_scaled(
     tensor: torch.Tensor, factor: float | torch.Tensor, other: torch.Tensor
 ) -> torch.Tensor:
-    """``tensor + factor · other`` (new tensor), ``factor`` a float or a per-element vector."""
+    """``tensor + factor · other`` (new tensor), ``factor`` a float, a 0-dim tensor or a
+    per-element vector."""
     if isinstance(factor, torch.Tensor):
         return tensor.addcmul(other, factor)
     return tensor.add(other, alpha=factor)
@@ -275,8 +293,8 @@ def add_scaled(
 def add_scaled_(
     tensor: torch.Tensor, factor: float | torch.Tensor, other: torch.Tensor, sign: float = 1.0
 ) -> torch.Tensor:
-    """``tensor += sign · factor · other`` in place, ``factor`` a float or a per-element vector
-    (one fused kernel either way)."""
+    """``tensor += sign · factor · other`` in place, ``factor`` a float, a 0-dim tensor or a
+    per-element vector (one fused kernel either way)."""
     if isinstance(factor, torch.Tensor):
         return tensor.addcmul_(other, factor, value=sign)
     return tensor.add_(other, alpha=sign * factor)
@@ -361,7 +379,7 @@ class Optimizer:
 
     def _check_per_model(self, group: dict[str, Any]) -> None:
         """A tensor hyperparameter ``(M,)`` needs every parameter of its group stacked, with M
-        models (its values are checked by `check_range`)."""
+        models; a 0-dim one fits any group (the values are checked by `check_range`)."""
         for key, value in group.items():
             items = value if isinstance(value, tuple) else (value,)  # Adam's betas: a pair
             for tensor in (item for item in items if isinstance(item, torch.Tensor)):
@@ -391,7 +409,7 @@ class Optimizer:
 
     def _update(self, group: dict[str, Any], flat: FlatGroup) -> None:
         """One step of ``group``: ``flat.data`` from ``flat.grad`` and ``flat.state``; a tensor
-        hyperparameter as its per-element ``flat.vector``."""
+        hyperparameter as its ``flat.vector`` (per-element, or a 0-dim tensor)."""
         raise NotImplementedError
 
     @property

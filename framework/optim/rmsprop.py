@@ -42,6 +42,10 @@ class RMSprop(Optimizer):
     step trains, say, a grid of M learning rates. Validated when given (finite, in range); a
     step reads nothing back.
 
+    Any number below may also be a 0-dim tensor (torch's ``lr=torch.tensor(0.01)``), over any
+    parameters: one value for the whole group, like a float, validated like one; it stays that
+    tensor in ``param_groups``, as in torch, so a change made in place reaches the next step.
+
     Args:
         params: parameters or parameter groups.
         lr: γ (default 1e-2, torch's).
@@ -95,8 +99,9 @@ class RMSprop(Optimizer):
 
     @staticmethod
     def _momentum(group: dict[str, Any]) -> bool:
-        """Whether the group keeps a momentum buffer: μ > 0, or per-model μ (a model with μ = 0
-        then gets b = g / avg, torch's update without momentum)."""
+        """Whether the group keeps a momentum buffer: μ > 0, or a tensor μ, per-model or 0-dim
+        (not read back in a step: with μ = 0 it gets b = g / avg, torch's update without
+        momentum)."""
         momentum = group["momentum"]
         return isinstance(momentum, torch.Tensor) or momentum > 0
 

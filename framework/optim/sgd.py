@@ -30,6 +30,10 @@ class SGD(Optimizer):
     per-model momentum keeps a buffer for every model, so a model with μ = 0 needs τ = 0); a
     step reads nothing back.
 
+    Any number below may also be a 0-dim tensor (torch's ``lr=torch.tensor(0.01)``), over any
+    parameters: one value for the whole group, like a float, validated like one; it stays that
+    tensor in ``param_groups``, as in torch, so a change made in place reaches the next step.
+
     Args:
         params: parameters or parameter groups.
         lr: learning rate γ (default 1e-3, torch's).
@@ -75,10 +79,10 @@ class SGD(Optimizer):
         if group["nesterov"] and (any(m <= 0 for m in momenta) or any(d != 0 for d in dampenings)):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
         if isinstance(group["momentum"], torch.Tensor) and 0 in momenta and any(dampenings):
-            # A per-model momentum keeps a buffer for every model; with μ = 0 it is
-            # b = (1 − τ) g, torch's plain g (no buffer) only when τ = 0.
+            # A momentum tensor (per-model or 0-dim: not read back in a step) keeps a buffer;
+            # with μ = 0 it is b = (1 − τ) g, torch's plain g (no buffer) only when τ = 0.
             raise ValueError(
-                "a per-model momentum tensor with zeros needs dampening = 0 for those models "
+                "a momentum tensor with zeros needs dampening = 0 for those models "
                 "(torch's momentum = 0 ignores dampening)"
             )
 

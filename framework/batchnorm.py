@@ -52,7 +52,9 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         self.num_features = check_size(name, "num_features", num_features)
-        self.eps = check_number(name, "eps", eps, 0.0)
+        # ε > 0: torch refuses ε = 0 when training (1/√σ² is inf for a constant channel); here
+        # at construction, where it is cheap, not in a forward.
+        self.eps = check_number(name, "eps", eps, 0.0, low_open=True)
         self.momentum = None if momentum is None else check_number(name, "momentum", momentum, 0, 1)
         self.affine = affine
         self.track_running_stats = track_running_stats
@@ -197,7 +199,7 @@ class BatchNorm1d(_BatchNorm):
 
     Args:
         num_features: C, the number of channels (features).
-        eps: ε >= 0 added to the variance (default 1e-5).
+        eps: ε > 0 added to the variance (default 1e-5).
         momentum: m in [0, 1] for the running statistics (default 0.1), or ``None`` for a
             cumulative average.
         affine: learn γ (``weight``, ones) and β (``bias``, zeros) per channel (default True).

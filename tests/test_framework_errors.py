@@ -545,7 +545,7 @@ BAD_LAYER_ARGUMENTS = {
     ),
     "BatchNorm2d(eps=-1e-5)": (
         lambda: fw.BatchNorm2d(3, eps=-1e-5),
-        r"BatchNorm2d: eps must be in \[0.0, inf\], got -1e-05",
+        r"BatchNorm2d: eps must be in \(0.0, inf\], got -1e-05",
     ),
     "BatchNorm1d(momentum=nan)": (
         lambda: fw.BatchNorm1d(3, momentum=math.nan),

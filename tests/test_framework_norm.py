@@ -153,3 +153,17 @@ def test_to_double_casts_buffers_but_not_the_int64_counter_like_torch():
     assert dtypes == {key: value.dtype for key, value in theirs.state_dict().items()}
     assert dtypes["num_batches_tracked"] == torch.int64 and dtypes["running_var"] == F64
     assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0, -0.0, -1e-5])
+@pytest.mark.parametrize("kind", ["1d-NC", "2d"])
+def test_eps_not_positive_is_refused_at_construction_naming_it(kind, eps):
+    """torch refuses ε = 0 only in a training forward ("eps must be positive"); here the
+    constructor does, for both modes (ε = 0 gives 1/√0 = inf on a constant channel)."""
+    layer, trailing = KINDS[kind]
+    theirs = getattr(torch.nn, layer.__name__)(3, eps=eps, dtype=F64)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        theirs(torch.ones(4, 3, *(2,) * trailing, dtype=F64))  # what torch does with it
+    with pytest.raises(ValueError, match=rf"^{layer.__name__}: eps must be in \(0.0, inf\], got "):
+        layer(3, eps=eps)
+    assert layer(3, eps=5e-324).eps == 5e-324  # any positive ε is accepted, like torch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .conv import _output_size, _pair
@@ -21,24 +23,35 @@ def _empty(shape: tuple[int, ...], layout: tuple[int, ...], like: torch.Tensor) 
 
 
 class MaxPool2d(Module):
-    r"""Max over each ``kh × kw`` window (PyTorch's ``nn.MaxPool2d`` without padding, dilation
-    or ``ceil_mode``):
+    r"""Max over each ``kh × kw`` window of the input padded with −∞ (PyTorch's
+    ``nn.MaxPool2d`` without dilation, ``return_indices`` or ``ceil_mode``):
 
     .. math::
-        y_{n,c,i,j} = \max_{0 \le a < k_h,\; 0 \le b < k_w} x_{n,c,\,s_h i + a,\,s_w j + b}
+        y_{n,c,i,j} = \max_{0 \le a < k_h,\; 0 \le b < k_w}
+            \tilde x_{n,c,\,s_h i + a,\,s_w j + b}
+
+    with :math:`\tilde x` the input padded by ``padding`` on both sides of each spatial
+    dimension with −∞ (padding never wins a window: at most half the kernel wide, as torch
+    requires, each window holds an input value).
 
     Backward: each output gradient goes to the input position that won its window,
     :math:`\partial L/\partial x_{n,c,p} = \sum_{(i,j):\, \operatorname{argmax}_{ij} = p}
     g_{n,c,i,j}` (summed where overlapping windows share a winner). The winner is the one
-    torch's CPU kernel picks: the first maximum in row-major window order, or the last NaN.
+    torch's CPU kernel picks among the window's input positions: the first maximum in
+    row-major window order, or the last NaN (all −∞: the first input position).
 
     Args:
         kernel_size: the window, ``k`` or ``(kh, kw)``.
         stride: step between windows, int or pair; default ``kernel_size`` (like torch).
+        padding: −∞ added on both sides of each spatial dimension, int or pair (default 0), at
+            most half the kernel (``2·padding <= kernel_size``, torch's rule).
+        dilation, return_indices, ceil_mode: torch's, accepted at their defaults (1, False,
+            False) only; other values raise ValueError naming them.
 
     Shape:
         - Input: ``(N, C, H, W)``
-        - Output: ``(N, C, OH, OW)`` with ``OH = ⌊(H − kh) / stride[0]⌋ + 1`` (and likewise OW).
+        - Output: ``(N, C, OH, OW)`` with ``OH = ⌊(H + 2·padding[0] − kh) / stride[0]⌋ + 1``
+          (and likewise OW).
     """
 
     _cache = ("index", "input_shape", "input_layout")
@@ -47,12 +60,32 @@ class MaxPool2d(Module):
         self,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.kernel_size = _pair("MaxPool2d", "kernel_size", kernel_size, 1)
         self.stride = (
             self.kernel_size if stride is None else _pair("MaxPool2d", "stride", stride, 1)
         )
+        self.padding = _pair("MaxPool2d", "padding", padding, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(
+                f"MaxPool2d: padding should be at most half of kernel_size, but got "
+                f"padding={padding!r} and kernel_size={kernel_size!r} (a window of padding "
+                "alone would have no maximum)"
+            )
+        if _pair("MaxPool2d", "dilation", dilation, 1) != (1, 1):
+            raise ValueError(
+                f"MaxPool2d: dilation={dilation!r} is not supported; only 1 (torch's default)"
+            )
+        for name, value in (("return_indices", return_indices), ("ceil_mode", ceil_mode)):
+            if value:
+                raise ValueError(
+                    f"MaxPool2d: {name}={value!r} is not supported; only False (torch's default)"
+                )
         self.index: torch.Tensor | None = None  # (N, C, OH, OW) winning cell a·kw + b, as floats
         self.input_shape: torch.Size | None = None
         self.input_layout: tuple[int, ...] | None = None
@@ -72,13 +105,13 @@ class MaxPool2d(Module):
             raise ValueError(
                 f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}"
             )
-        oh, ow = _output_size(self, tuple(x.shape[2:]), self.kernel_size, self.stride)
+        oh, ow = _output_size(self, tuple(x.shape[2:]), self.kernel_size, self.stride, self.padding)
         # One pass per kernel cell over (N, C, OH, OW) views of x: no window copy and no
         # reduction over a short last dimension (both slow on CPU). The masks are written as
         # 0./1. floats into tensors laid out like x (bool results cost 4x more on CPU).
         layout = _layout(x)
-        first, *rest = self._cells(x, oh, ow)
-        best, index = first, _empty(first.shape, layout, x).zero_()
+        first, *rest = self._cells(self._padded(x, layout), oh, ow)
+        best, index = first, self._first_inside(oh, ow, layout, x)
         wins, nan = _empty(first.shape, layout, x), _empty(first.shape, layout, x)
         for cell_index, cell in enumerate(rest, 1):
             # torch's CPU kernel: a later cell wins if strictly greater (ties keep the first
@@ -90,17 +123,44 @@ class MaxPool2d(Module):
         self.index, self.input_shape, self.input_layout = index, x.shape, layout
         return best if rest else best.clone()  # (N, C, OH, OW)
 
+    def _padded(self, x: torch.Tensor, layout: tuple[int, ...]) -> torch.Tensor:
+        """x itself, or with padding a copy inside a −∞ border (laid out like x): a padded cell
+        is never strictly greater than the running maximum nor NaN, so it never wins."""
+        (ph, pw), (n, c, h, w) = self.padding, x.shape
+        if not (ph or pw):
+            return x
+        padded = _empty((n, c, h + 2 * ph, w + 2 * pw), layout, x).fill_(-math.inf)
+        padded[:, :, ph : ph + h, pw : pw + w] = x
+        return padded
+
+    def _first_inside(
+        self, oh: int, ow: int, layout: tuple[int, ...], x: torch.Tensor
+    ) -> torch.Tensor:
+        """The starting winner of each window, (N, C, OH, OW) as floats: its first cell inside
+        the input in row-major order (cell 0 without padding), where torch's kernel starts, so
+        a window of −∞ values routes its gradient there, not to the padding."""
+        index = _empty((x.shape[0], x.shape[1], oh, ow), layout, x)
+        (ph, pw), (sh, sw), kw = self.padding, self.stride, self.kernel_size[1]
+        if not (ph or pw):
+            return index.zero_()
+        # Window (i, j) starts at padded row sh·i: its first row inside is a = max(0, ph − sh·i).
+        rows = (ph - sh * torch.arange(oh, dtype=x.dtype, device=x.device)).clamp_min_(0)
+        columns = (pw - sw * torch.arange(ow, dtype=x.dtype, device=x.device)).clamp_min_(0)
+        return index.copy_(rows.unsqueeze(1) * kw + columns)  # (OH, OW) over every (n, c)
+
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         index = self._saved(self.index, grad_output)
         input_shape, layout = self.input_shape, self.input_layout
         self._release()
-        grad_input = _empty(input_shape, layout, grad_output).zero_()  # (N, C, H, W)
+        (ph, pw), (n, c, h, w) = self.padding, input_shape
+        # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
+        grad_input = _empty((n, c, h + 2 * ph, w + 2 * pw), layout, grad_output).zero_()
         mask = torch.empty_like(index)
         oh, ow = index.shape[2:]
         for cell_index, cell in enumerate(self._cells(grad_input, oh, ow)):
             # Add, not assign: overlapping windows (stride < kernel) may share a winner.
             cell.addcmul_(grad_output, torch.eq(index, cell_index, out=mask))
-        return grad_input
+        return grad_input[:, :, ph : ph + h, pw : pw + w] if ph or pw else grad_input
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

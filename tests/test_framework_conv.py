@@ -142,13 +142,16 @@ TIED = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0, math.inf, -math.inf])
 
 @st.composite
 def pool_cases(draw) -> dict:
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    """Kernel, stride (or None), padding up to half the kernel (torch's limit), an input whose
+    padded size fits the kernel, with many ties and infinities, in any memory layout."""
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride = draw(st.none() | st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
     shape = (
         draw(st.integers(1, 2)),
         draw(st.integers(1, 3)),
-        draw(st.integers(kernel[0], 7)),
-        draw(st.integers(kernel[1], 7)),
+        draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 7)),
+        draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 7)),
     )
     values = draw(
         st.lists(TIED | st.floats(-3, 3), min_size=math.prod(shape), max_size=math.prod(shape))
@@ -157,17 +160,109 @@ def pool_cases(draw) -> dict:
     return {
         "kernel": kernel,
         "stride": stride,
+        "padding": padding[0] if padding[0] == padding[1] and draw(st.booleans()) else padding,
         "x": in_layout(x, draw(LAYOUTS)),
         "seed": draw(st.integers(0, 2**31)),
     }
 
 
-@SETTINGS
+@settings(max_examples=60)
 @given(case=pool_cases())
 def test_maxpool2d_forward_and_gradient_equal_torch(parity, case):
-    ours = fw.MaxPool2d(case["kernel"], case["stride"])
-    theirs = torch.nn.MaxPool2d(case["kernel"], case["stride"])
+    ours = fw.MaxPool2d(case["kernel"], case["stride"], case["padding"])
+    theirs = torch.nn.MaxPool2d(case["kernel"], case["stride"], case["padding"])
     compare_with_autograd(parity, "maxpool2d", ours, theirs, case["x"], seed=case["seed"])
+
+
+# Named cases (kernel, stride, padding, (H, W)): torch's common MaxPool2d(3, 2, 1), overlapping
+# padded windows, padding on one side only, the largest padding torch allows, a kernel wider
+# than the input that only padding makes fit.
+POOL_PADDING_CASES = {
+    "k3-s2-p1": (3, 2, 1, (7, 6)),
+    "k2-s1-p1": (2, 1, 1, (4, 5)),
+    "k3x2-s1x2-p1x0": ((3, 2), (1, 2), (1, 0), (5, 6)),
+    "k4-s3-p2": (4, 3, 2, (6, 7)),
+    "k5-s1-p2-small": (5, 1, 2, (1, 3)),
+}
+
+
+@pytest.mark.parametrize("name", POOL_PADDING_CASES)
+def test_maxpool2d_padding_named_cases_equal_torch(parity, name):
+    """Positional arguments as torch's (kernel_size, stride, padding); values with ties, and
+    whole windows of −∞ at the border (torch routes their gradient to the window's first input
+    position, never to the padding)."""
+    kernel, stride, padding, (h, w) = POOL_PADDING_CASES[name]
+    x = random((2, 3, h, w), 7).round()  # few distinct values: ties
+    x[0, :, : h // 2 + 1, : w // 2 + 1] = -math.inf  # padded corner windows hold only −∞
+    ours, theirs = (
+        fw.MaxPool2d(kernel, stride, padding),
+        torch.nn.MaxPool2d(kernel, stride, padding),
+    )
+    compare_with_autograd(parity, f"maxpool2d {name}", ours, theirs, x)
+    assert ours.padding == (padding, padding) if isinstance(padding, int) else padding
+
+
+@pytest.mark.parametrize(
+    "window",
+    [[-math.inf] * 4, [-math.inf, 1.0, 1.0, 2.0], [math.nan, -math.inf, 2.0, 0.0]],
+    ids=["all -inf", "-inf and ties", "nan and -inf"],
+)
+def test_maxpool2d_padding_never_wins_a_window(window):
+    """k2-s2-p1 on a 2×2 input: each window holds one input value and three −∞ padding cells,
+    so each input value wins its own window, −∞ and NaN included (as in torch)."""
+    x = torch.tensor(window, dtype=F64).reshape(1, 1, 2, 2)
+    ours, theirs = fw.MaxPool2d(2, 2, 1), torch.nn.MaxPool2d(2, 2, 1)
+    torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)
+    assert torch.equal(pool_gradient(theirs, x), torch.ones_like(x))  # torch does this
+    assert torch.equal(pool_gradient(ours, x), torch.ones_like(x))
+
+
+def test_maxpool2d_padding_backward_equals_central_differences():
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randperm(2 * 2 * 5 * 6, generator=generator).to(F64).reshape(2, 2, 5, 6) / 100
+    check_central_differences(fw.MaxPool2d((3, 2), stride=(2, 1), padding=1), x, generator)
+
+
+REFUSED_POOLS = {
+    "padding=2 > kernel_size 3 / 2": (
+        lambda: fw.MaxPool2d(3, padding=2),
+        r"MaxPool2d: padding should be at most half of kernel_size, but got padding=2 and "
+        r"kernel_size=3",
+    ),
+    "padding=(0, 2) > kernel_size (3, 3) / 2": (
+        lambda: fw.MaxPool2d((3, 3), 1, (0, 2)),
+        r"padding should be at most half of kernel_size, but got padding=\(0, 2\)",
+    ),
+    "padding=-1": (lambda: fw.MaxPool2d(2, padding=-1), r"padding must be a non-negative int"),
+    "dilation=2": (
+        lambda: fw.MaxPool2d(2, dilation=2),
+        r"MaxPool2d: dilation=2 is not supported; only 1",
+    ),
+    "dilation=(1, 2)": (lambda: fw.MaxPool2d(2, 2, 0, (1, 2)), r"dilation=\(1, 2\) is not"),
+    "return_indices=True": (
+        lambda: fw.MaxPool2d(2, return_indices=True),
+        r"MaxPool2d: return_indices=True is not supported; only False",
+    ),
+    "ceil_mode=True": (
+        lambda: fw.MaxPool2d(2, 2, 0, 1, False, True),
+        r"MaxPool2d: ceil_mode=True is not supported; only False",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_POOLS)
+def test_maxpool2d_refuses_what_it_does_not_implement_naming_it(case):
+    build, message = REFUSED_POOLS[case]
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_maxpool2d_takes_torchs_arguments_at_their_defaults_and_shows_padding():
+    ours = fw.MaxPool2d(3, 2, 1, dilation=1, return_indices=False, ceil_mode=False)
+    assert (ours.kernel_size, ours.stride, ours.padding) == ((3, 3), (2, 2), (1, 1))
+    assert repr(ours) == "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
+    with pytest.raises(RuntimeError, match="pad should be at most half"):  # torch's own rule
+        torch.nn.MaxPool2d(3, padding=2)(torch.zeros(1, 1, 5, 5))
 
 
 def pool_gradient(layer: fw.Module | torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -330,10 +425,11 @@ def test_same_mask_dropout_twin_replays_our_masks_whichever_runs_first():
     [
         fw.Conv2d(2, 3, 3, padding=1, dtype=F64),
         fw.MaxPool2d(2),
+        fw.MaxPool2d(3, 2, 1),
         fw.Flatten(),
         fw.Dropout(0.5, generator=torch.Generator()),
     ],
-    ids=lambda layer: type(layer).__name__,
+    ids=lambda layer: repr(layer),
 )
 def test_layers_give_identical_results_for_every_memory_layout(layer):
     """Our Conv2d returns (and the next layers receive) batch-innermost strides; a user passes

@@ -246,15 +246,17 @@ def test_0dim_tensor_hyperparameters_step_reads_nothing_back(device, optimizer):
     run(device, step)
 
 
+@pytest.mark.parametrize("pool", [(2,), (3, 2, 1)], ids=["pool2", "pool3-2-padding1"])
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_cnn_training_step_reads_nothing_back(device, momentum):
-    """Conv2d, BatchNorm2d/1d (both running-average rules), MaxPool2d, Flatten, Dropout."""
+def test_cnn_training_step_reads_nothing_back(device, momentum, pool):
+    """Conv2d, BatchNorm2d/1d (both running-average rules), MaxPool2d (with and without
+    padding: both give 2×2 here), Flatten, Dropout."""
 
     def step(where: str) -> None:
         model = fw.Sequential(
             fw.Conv2d(1, 4, 3, padding=1), fw.BatchNorm2d(4, momentum=momentum), fw.ReLU(),
-            fw.MaxPool2d(2), fw.Flatten(), fw.Dropout(0.5), fw.Linear(16, 3),
+            fw.MaxPool2d(*pool), fw.Flatten(), fw.Dropout(0.5), fw.Linear(16, 3),
             fw.BatchNorm1d(3, momentum=momentum),
         ).to(device=where)  # fmt: skip
         generator = torch.Generator(where if where != "meta" else "cpu").manual_seed(0)

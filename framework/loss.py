@@ -41,8 +41,10 @@ class Loss(Module):
         self.prediction: torch.Tensor | None = None
         self.target: torch.Tensor | None = None
 
-    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.forward(prediction, target)
+    def __call__(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``forward(input, target)``: the prediction under torch's name, ``input``, so that
+        ``criterion(input=..., target=...)`` works as for torch's criteria."""
+        return self.forward(input, target)
 
     @property
     def _name(self) -> str:
@@ -336,8 +338,8 @@ class StackedLoss(Module):
         stacked._stacked = True
         self.criterion = stacked
 
-    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.forward(prediction, target)
+    def __call__(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.forward(input, target)  # torch's names, as `Loss.__call__`
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.criterion(prediction, target)

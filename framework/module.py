@@ -174,8 +174,9 @@ class Module:
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(x)
+    def __call__(self, input: torch.Tensor) -> torch.Tensor:
+        # torch's parameter name: torch's own tests call layers as ``layer(input=x)``.
+        return self.forward(input)
 
     def _saved(self, tensor: _Cached | None, grad_output: torch.Tensor | None = None) -> _Cached:
         """Return a value (a tensor, a shape) cached by forward, or say clearly that forward has

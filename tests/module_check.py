@@ -1,7 +1,10 @@
 """Shared checks for the layer tests: one layer against its torch.nn twin under torch.autograd,
-and against central differences (no autograd)."""
+and against central differences (no autograd); the public layer and loss classes of ``fw`` and a
+small example of each."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from gradcheck import central_difference
@@ -9,6 +12,82 @@ from gradcheck import central_difference
 import framework as fw
 
 FD_TOLERANCE = {"atol": 1e-7, "rtol": 1e-6}
+F64 = torch.float64
+
+# The Module subclasses of fw.__all__ that are bases to build layers from, not layers: each one
+# leaves forward (Module, Activation) or the criterion (Loss) to its subclasses.
+ABSTRACT_MODULES = {
+    fw.Module: "the base class: forward and backward raise NotImplementedError",
+    fw.Activation: "the base of the element-wise layers: no forward of its own",
+    fw.Loss: "the base of the criteria: no forward or gradient of its own",
+}
+
+
+def public_modules() -> list[type[fw.Module]]:
+    """Every public layer and loss class (``fw.__all__``), the abstract bases excepted."""
+    found = [getattr(fw, name) for name in fw.__all__]
+    return [
+        cls
+        for cls in found
+        if isinstance(cls, type) and issubclass(cls, fw.Module) and cls not in ABSTRACT_MODULES
+    ]
+
+
+def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(seed))
+
+
+def _mlp() -> fw.Sequential:
+    layers = (fw.Linear(3, 4), fw.Tanh(), fw.Linear(4, 4), fw.ReLU(), fw.Linear(4, 2))
+    return fw.Sequential(*layers).double()
+
+
+# One small float64 example of every public layer and loss: the module and its forward's
+# arguments (a criterion's: input and target).
+Example = Callable[[], tuple[fw.Module, tuple[torch.Tensor, ...]]]
+EXAMPLES: dict[type[fw.Module], Example] = {
+    fw.Linear: lambda: (fw.Linear(3, 2, dtype=F64), (_randn(4, 3),)),
+    fw.ReLU: lambda: (fw.ReLU(), (_randn(4, 3),)),
+    fw.Tanh: lambda: (fw.Tanh(), (_randn(4, 3),)),
+    fw.Sigmoid: lambda: (fw.Sigmoid(), (_randn(4, 3),)),
+    fw.LeakyReLU: lambda: (fw.LeakyReLU(0.2), (_randn(4, 3),)),
+    fw.ELU: lambda: (fw.ELU(0.5), (_randn(4, 3),)),
+    fw.Conv2d: lambda: (fw.Conv2d(2, 3, 3, padding=1, dtype=F64), (_randn(2, 2, 5, 5),)),
+    fw.MaxPool2d: lambda: (fw.MaxPool2d(3, 2, 1), (_randn(2, 2, 5, 5),)),
+    fw.Flatten: lambda: (fw.Flatten(), (_randn(2, 2, 3, 3),)),
+    fw.Dropout: lambda: (
+        fw.Dropout(0.5, generator=torch.Generator().manual_seed(0)),
+        (_randn(4, 3),),
+    ),
+    fw.BatchNorm1d: lambda: (fw.BatchNorm1d(3, dtype=F64), (_randn(4, 3),)),
+    fw.BatchNorm2d: lambda: (fw.BatchNorm2d(2, dtype=F64), (_randn(2, 2, 3, 3),)),
+    fw.Sequential: lambda: (_mlp(), (_randn(4, 3),)),
+    fw.StackedLinear: lambda: (fw.StackedLinear(2, 3, 4, dtype=F64), (_randn(2, 4, 3),)),
+    fw.StackedSequential: lambda: (fw.stack([_mlp(), _mlp()]), (_randn(2, 4, 3),)),
+    fw.MSELoss: lambda: (fw.MSELoss(), (_randn(4, 2), _randn(4, 2, seed=1))),
+    fw.BCELoss: lambda: (fw.BCELoss(), (_randn(4, 2).sigmoid(), _randn(4, 2, seed=1).sigmoid())),
+    fw.CrossEntropyLoss: lambda: (
+        fw.CrossEntropyLoss(),
+        (_randn(4, 3), torch.tensor([0, 2, 1, 1])),
+    ),
+    fw.StackedLoss: lambda: (
+        fw.StackedLoss(fw.MSELoss()),
+        (_randn(2, 4, 1), _randn(2, 4, 1, seed=1)),
+    ),
+}
+
+
+def example(cls: type[fw.Module]) -> tuple[fw.Module, tuple[torch.Tensor, ...]]:
+    """``EXAMPLES[cls]()`` under a fixed global seed (default initialisations draw from it), so
+    two calls give the same weights; torch's global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return EXAMPLES[cls]()
+
+
+def is_criterion(cls: type[fw.Module]) -> bool:
+    """A loss: called with (input, target), backward takes no gradient."""
+    return issubclass(cls, (fw.Loss, fw.StackedLoss))
 
 
 def in_layout(x: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:

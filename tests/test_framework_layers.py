@@ -8,6 +8,7 @@ One table pairs each framework op with its torch op; one parametrized check runs
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ import torch
 from gradcheck import central_difference
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from module_check import EXAMPLES, example, is_criterion, public_modules
 
 import framework as fw
 
@@ -311,3 +313,29 @@ def test_cross_entropy_backward_equals_central_differences(reduction):
     grad = criterion.backward()
     numeric = central_difference(lambda: criterion(logits, target).item(), logits)
     torch.testing.assert_close(grad, numeric, **FD_TOLERANCE)
+
+
+# -- torch's keyword names ------------------------------------------------------------------------
+def test_every_public_layer_and_loss_has_an_example():
+    """module_check.EXAMPLES holds one of each public class (a new layer must add one)."""
+    assert [cls.__name__ for cls in public_modules() if cls not in EXAMPLES] == []
+
+
+@pytest.mark.parametrize("cls", public_modules(), ids=lambda cls: cls.__name__)
+def test_layers_and_losses_take_torchs_keyword_names(cls):
+    """torch's own tests call ``layer(input=x)`` and ``criterion(input=y, target=t)`` (the names
+    of ``torch.nn.Linear.forward(self, input)``, ``MSELoss.forward(self, input, target)``): the
+    same call works on every public layer and loss and is the positional call."""
+    names = ("input", "target") if is_criterion(cls) else ("input",)
+    twin = getattr(torch.nn, cls.__name__, None)
+    if twin is not None:  # torch's class of the same name takes exactly these names
+        assert tuple(inspect.signature(twin.forward).parameters)[1:] == names
+    module, args = example(cls)
+    positional = module(*args)
+    module, args = example(cls)  # afresh: the same weights and dropout mask
+    keyword = module(**dict(zip(names, args, strict=True)))
+    assert torch.equal(keyword, positional)
+    if is_criterion(cls):
+        assert module.backward().shape == args[0].shape
+    else:
+        assert module.backward(torch.ones_like(keyword)).shape == args[0].shape

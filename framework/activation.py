@@ -3,17 +3,31 @@ follow torch's autograd exactly (ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = 
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .module import Module, check_number
 
 
 class Activation(Module):
-    """Base of the element-wise activations.
+    """Base of the element-wise activations, :math:`y_i = f(x_i)`: each acts on a stacked
+    model's ``(M, B, …)`` tensor exactly as on each model's slice, so `framework.stack` shares
+    one between the M models.
 
-    ``nonlinearity`` and ``nonlinearity_param`` name the activation for
-    :func:`framework.init.calculate_gain`; ``Sequential`` uses them to scale the initial weights
-    of the Linear layer before it.
+    A new activation is one class, with no edit elsewhere: a subclass with ``forward`` and
+    ``backward`` (caching in ``input`` / ``output``, read with `_saved`, freed with `_release`)
+    whose *hyperparameters are its constructor arguments, each stored as an attribute of the
+    same name* (``def __init__(self, alpha=1.0): ...; self.alpha = alpha``). That rule is all
+    `framework.stack` needs: it reads the arguments from ``inspect.signature(type(layer).__init__)``
+    and their values from those attributes, to refuse models whose values differ (ValueError
+    naming the argument) and to make fresh copies (`stack`, `unstack`); the default
+    `extra_repr` shows them too.
+
+    Optionally: ``nonlinearity`` and ``nonlinearity_param`` name the activation for
+    :func:`framework.init.calculate_gain` (``Sequential`` uses them to scale the initial weights
+    of the Linear layer before it); `_forward_inplace` / `_backward_inplace` are faster variants
+    for a container that owns the tensors.
     """
 
     nonlinearity: str = "linear"
@@ -25,6 +39,11 @@ class Activation(Module):
         super().__init__()
         self.input: torch.Tensor | None = None
         self.output: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        """The hyperparameters, ``name=value`` for each constructor argument."""
+        names = inspect.signature(type(self).__init__).parameters
+        return ", ".join(f"{name}={getattr(self, name)}" for name in names if hasattr(self, name))
 
     # In-place variants, for a container that knows the tensors are its own (``Sequential``):
     # the same values as forward/backward without allocating (a fresh tensor of a stacked
@@ -87,9 +106,6 @@ class LeakyReLU(Activation):
         self._release()
         return torch.where(positive, grad_output, grad_output * self.negative_slope)
 
-    def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
-
 
 class ELU(Activation):
     """x if x > 0 else alpha · (eˣ − 1); backward: g if x > 0 else g · alpha · eˣ.
@@ -115,9 +131,6 @@ class ELU(Activation):
         grad_input = torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
         self._release()
         return grad_input
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
 
 class Tanh(Activation):

@@ -13,29 +13,23 @@ exactly as model m alone would.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from . import init
-from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import Activation
 from .container import Sequential
 from .linear import Linear
 from .module import Module, Parameter, check_size
 
-# The element-wise layers: they act on an (M, B, features) tensor exactly as on each model's
-# (B, features) slice, so the stacked model uses them as they are. Value: the constructor
-# arguments that must agree across the stacked models.
-_ELEMENTWISE: dict[type[Module], tuple[str, ...]] = {
-    ReLU: (),
-    Tanh: (),
-    Sigmoid: (),
-    LeakyReLU: ("negative_slope",),
-    ELU: ("alpha",),
-}
-_SUPPORTED = "Sequential, Linear, " + ", ".join(t.__name__ for t in _ELEMENTWISE)
+# Every Activation is element-wise: it acts on an (M, B, features) tensor exactly as on each
+# model's (B, features) slice, so the stacked model uses one as it is, its hyperparameters (its
+# constructor arguments, by the rule in Activation's docstring) agreeing across the models.
+_SUPPORTED = "Sequential, Linear and the element-wise layers (any Activation: ReLU, Tanh, …)"
 
 
 class Workspace:
@@ -257,10 +251,12 @@ def stack(models: Sequence[Module]) -> Module:
     (gradients start at zero); slice m of every forward, backward and optimizer step is
     model m's own. The models are left untouched.
 
-    Supported: ``Sequential`` of ``Linear``, ``ReLU``, ``Tanh``, ``Sigmoid``, ``LeakyReLU`` and
-    ``ELU`` (or one such layer alone). Any other layer (Conv2d, BatchNorm, Dropout, …) is refused
-    with a TypeError naming it; models whose architectures or layer hyperparameters differ
-    (widths, bias, a LeakyReLU slope, dtype, device) with a ValueError naming the layer.
+    Supported: ``Sequential`` of ``Linear`` and element-wise layers, every ``Activation``
+    (``ReLU``, ``Tanh``, ``Sigmoid``, ``LeakyReLU``, ``ELU``, and any new subclass: its
+    hyperparameters are its constructor arguments, see ``Activation``), or one such layer alone.
+    Any other layer (Conv2d, BatchNorm, Dropout, …) is refused with a TypeError naming it; models
+    whose architectures or layer hyperparameters differ (widths, bias, a LeakyReLU slope, dtype,
+    device) with a ValueError naming the layer.
 
     Returns:
         A ``StackedSequential`` (``StackedLinear`` for Linear layers, the element-wise layers
@@ -299,7 +295,7 @@ def _stack(models: list[Module], where: str) -> Module:
         stacked = StackedSequential(len(models), *layers)
     elif type(first) is Linear:
         stacked = _stack_linear(models, where)
-    elif type(first) in _ELEMENTWISE:
+    elif isinstance(first, Activation):
         stacked = _same_layer(models, where)
     else:
         raise TypeError(
@@ -348,23 +344,57 @@ def _stack_linear(layers: list[Module], where: str) -> StackedLinear:
     return stacked
 
 
-def _same_layer(layers: list[Module], where: str) -> Module:
+def _hyperparameters(layer: Activation) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """An activation's hyperparameters: ``{name: (constructor parameter, value)}`` for every
+    argument of its constructor, the value read from the attribute of the same name (the rule
+    in `Activation`'s docstring). A TypeError names the argument that breaks the rule."""
+    cls = type(layer)
+    found = {}
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name == "self":
+            continue
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(
+                f"stack: cannot stack {cls.__name__}: its constructor takes *{name}, whose "
+                "values are no attribute (an Activation's hyperparameters are its named "
+                "constructor arguments)"
+            )
+        if not hasattr(layer, name):
+            raise TypeError(
+                f"stack: cannot stack {cls.__name__}: its constructor argument {name!r} is not "
+                f"kept as the attribute {name!r} (an Activation keeps each constructor argument "
+                "under its own name, so that a copy can be made and compared)"
+            )
+        found[name] = (parameter, getattr(layer, name))
+    return found
+
+
+def _same_layer(layers: list[Activation], where: str) -> Activation:
     """An element-wise layer, shared by all models: its hyperparameters must agree."""
     first = layers[0]
-    names = _ELEMENTWISE[type(first)]
+    expected = _hyperparameters(first)
     for index, layer in enumerate(layers):
-        if any(getattr(layer, name) != getattr(first, name) for name in names):
-            raise ValueError(
-                _describe(where, first, layer, index)
-                + " (stacked models share their element-wise layers' hyperparameters; train "
-                "models with different ones in separate stacks)"
-            )
+        for name, (_, value) in _hyperparameters(layer).items():
+            if value != expected[name][1]:
+                raise ValueError(
+                    _describe(where, first, layer, index)
+                    + " (stacked models share their element-wise layers' hyperparameters: "
+                    f"{name} is {expected[name][1]!r} in model 0, {value!r} in model {index}; "
+                    "train models with different ones in separate stacks)"
+                )
     return _copy_layer(first)
 
 
-def _copy_layer(layer: Module) -> Module:
-    """A fresh element-wise layer with ``layer``'s hyperparameters (and none of its cache)."""
-    copy = type(layer)(*(getattr(layer, name) for name in _ELEMENTWISE[type(layer)]))
+def _copy_layer(layer: Activation) -> Activation:
+    """A fresh element-wise layer with ``layer``'s hyperparameters (and none of its cache): its
+    constructor called with the values of its arguments' attributes."""
+    args, kwargs = [], {}
+    for name, (parameter, value) in _hyperparameters(layer).items():
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            args.append(value)
+        else:
+            kwargs[name] = value
+    copy = type(layer)(*args, **kwargs)
     copy.training = layer.training
     return copy
 
@@ -411,6 +441,6 @@ def _unstack_layer(layer: Module, models: int) -> list[Module]:
             linear.training = layer.training
             out.append(linear)
         return out
-    if type(layer) in _ELEMENTWISE:
+    if isinstance(layer, Activation):
         return [_copy_layer(layer) for _ in range(models)]
     raise TypeError(f"unstack: cannot unstack {layer!r}: supported layers are {_SUPPORTED}")

@@ -557,6 +557,66 @@ def test_stack_refuses_unsupported_layers_naming_them(layer):
         fw.stack([UNSUPPORTED[layer](), UNSUPPORTED[layer]()])
 
 
+def test_a_new_activation_stacks_with_no_edit_to_stack(parity):
+    """An Activation subclass made here, one constructor argument kept under its name (the rule
+    of Activation's docstring): stacked and unstacked as it is, slice m of 30 training steps is
+    model m alone, and models with different arguments are refused naming the layer and the
+    argument."""
+
+    class Swish(fw.Activation):
+        """x · σ(βx); backward: g · (σ(βx) + βx · σ(βx) · (1 − σ(βx)))."""
+
+        def __init__(self, beta: float = 1.0) -> None:
+            super().__init__()
+            self.beta = beta
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.input = x
+            return x * torch.sigmoid(self.beta * x)
+
+        def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+            x = self._saved(self.input, grad_output)
+            self._release()
+            s = torch.sigmoid(self.beta * x)
+            return grad_output * (s + self.beta * x * s * (1 - s))
+
+    def model(seed: int, beta: float = 1.5) -> fw.Sequential:
+        layers = (fw.Linear(2, 6), Swish(beta), fw.Linear(6, 5), Swish(), fw.Linear(5, 1))
+        generator = torch.Generator().manual_seed(seed)
+        return fw.Sequential(*layers, generator=generator).double()  # type: ignore[return-value]
+
+    models = [model(seed) for seed in range(M)]
+    stacked = fw.stack(models)
+    assert type(stacked[1]) is Swish and stacked[1].beta == 1.5 and stacked[3].beta == 1.0
+    assert all(stacked[1] is not m[1] for m in models)  # a fresh copy, not a model's layer
+    back = fw.unstack(stacked)
+    assert [type(layer) for layer in back[2]] == [type(layer) for layer in models[2]]
+    assert back[2][1].beta == 1.5 and back[2][1] is not stacked[1]
+    assert repr(back[2]) == repr(models[2])  # the default extra_repr shows beta=1.5
+    train_both(parity, "stacked Swish", models, "mse", "Adam", {"lr": 0.05})
+
+    message = (
+        r"^stack: layer \(1\) differs between models: Swish\(beta=1.5\) in model 0, "
+        r"Swish\(beta=2.0\) in model 2 \(stacked models share their element-wise layers' "
+        r"hyperparameters: beta is 1.5 in model 0, 2.0 in model 2; train"
+    )
+    with pytest.raises(ValueError, match=message):
+        fw.stack([model(0), model(1), model(2, beta=2.0)])
+
+
+def test_an_activation_that_breaks_the_rule_is_refused_naming_the_argument():
+    class Scaled(fw.Activation):
+        def __init__(self, factor: float) -> None:
+            super().__init__()
+            self.scale = factor  # not under the argument's name: a copy could not be made
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.scale
+
+    with pytest.raises(TypeError, match=r"cannot stack Scaled: its constructor argument 'factor'"):
+        fw.stack([fw.Sequential(fw.Linear(2, 2), Scaled(2.0)) for _ in range(2)])
+
+
 def test_stack_refuses_non_modules():
     with pytest.raises(TypeError, match=r"model of model 1 is Linear|not a Module"):
         fw.stack([linear_relu(), torch.nn.Linear(2, 3)])

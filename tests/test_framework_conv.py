@@ -2,12 +2,16 @@
 gradient (input, weight, bias) against torch.autograd in float64 over random shapes, channels,
 kernels, strides, paddings and memory layouts (hypothesis); then central differences on small
 cases; max-pooling ties, infinities and NaNs routed as torch routes them; dropout's masks equal
-torch's from the same generator state."""
+torch's from the same generator state.
+
+Every pair compared with torch.nn is built by one of the factories of PARITY (also read by the
+coverage check of tests/test_framework_contract.py)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -32,6 +36,40 @@ def twin(ours: fw.Module) -> torch.nn.Module:
     theirs = torch_module(ours)
     theirs.load_state_dict(ours.state_dict())
     return theirs
+
+
+def conv2d_pair(
+    in_channels: int = 2, out_channels: int = 3, kernel_size=3, *args, dtype=F64, **options
+) -> tuple[fw.Conv2d, torch.nn.Module]:
+    """Our Conv2d (torch's arguments) and its torch.nn twin holding the same weights."""
+    ours = fw.Conv2d(in_channels, out_channels, kernel_size, *args, dtype=dtype, **options)
+    return ours, twin(ours)
+
+
+def maxpool2d_pair(*args, **options) -> tuple[fw.MaxPool2d, torch.nn.MaxPool2d]:
+    """fw.MaxPool2d and torch.nn.MaxPool2d of the same arguments (default: kernel_size 2)."""
+    args = args or (2,)
+    return fw.MaxPool2d(*args, **options), torch.nn.MaxPool2d(*args, **options)
+
+
+def flatten_pair(*args) -> tuple[fw.Flatten, torch.nn.Flatten]:
+    return fw.Flatten(*args), torch.nn.Flatten(*args)
+
+
+def dropout_pair(
+    p: float = 0.5, inplace: bool = False, generator: torch.Generator | None = None
+) -> tuple[fw.Dropout, torch.nn.Dropout]:
+    """Our Dropout (drawing from ``generator``) and torch.nn.Dropout (torch's global one)."""
+    return fw.Dropout(p, inplace, generator=generator), torch.nn.Dropout(p, inplace)
+
+
+# What this module compares with torch.nn: name -> factory of (ours, torch's).
+PARITY: dict[str, Callable[..., tuple[fw.Module, torch.nn.Module]]] = {
+    "conv2d": conv2d_pair,
+    "maxpool2d": maxpool2d_pair,
+    "flatten": flatten_pair,
+    "dropout": dropout_pair,
+}
 
 
 # -- Conv2d -----------------------------------------------------------------------------------
@@ -62,10 +100,9 @@ def conv_cases(draw) -> dict:
     }
 
 
-def conv_pair(case: dict) -> tuple[fw.Conv2d, torch.nn.Conv2d]:
+def conv_pair(case: dict) -> tuple[fw.Conv2d, torch.nn.Module]:
     options = {key: case[key] for key in ("kernel_size", "stride", "padding", "bias")}
-    ours = fw.Conv2d(case["in_channels"], case["out_channels"], **options, dtype=F64)
-    return ours, twin(ours)
+    return conv2d_pair(case["in_channels"], case["out_channels"], **options)
 
 
 @SETTINGS
@@ -94,8 +131,8 @@ CONV_CASES = {
 @pytest.mark.parametrize("name", CONV_CASES)
 def test_conv2d_named_cases_equal_torch(parity, name):
     c, o, kernel, stride, padding, (h, w) = CONV_CASES[name]
-    ours = fw.Conv2d(c, o, kernel, stride, padding, dtype=F64)
-    compare_with_autograd(parity, f"conv2d {name}", ours, twin(ours), random((3, c, h, w), 5))
+    ours, theirs = conv2d_pair(c, o, kernel, stride, padding)
+    compare_with_autograd(parity, f"conv2d {name}", ours, theirs, random((3, c, h, w), 5))
 
 
 @pytest.mark.parametrize("name", ["k2x3-s3x1-p0x1", "k3-s2-p1", "k2-s2"])
@@ -109,8 +146,7 @@ def test_conv2d_backward_equals_central_differences(name):
 
 
 def test_conv2d_gradients_accumulate_and_float32_matches_torch(parity):
-    ours = fw.Conv2d(3, 4, 3, padding=1)  # float32, torch's default
-    theirs = twin(ours)
+    ours, theirs = conv2d_pair(3, 4, 3, padding=1, dtype=torch.float32)  # torch's default
     x = random((5, 3, 6, 6), 0, torch.float32)
     for _ in range(2):  # torch adds the second backward's gradients to the first's
         ours.backward(torch.ones_like(ours(x)))
@@ -169,8 +205,7 @@ def pool_cases(draw) -> dict:
 @settings(max_examples=60)
 @given(case=pool_cases())
 def test_maxpool2d_forward_and_gradient_equal_torch(parity, case):
-    ours = fw.MaxPool2d(case["kernel"], case["stride"], case["padding"])
-    theirs = torch.nn.MaxPool2d(case["kernel"], case["stride"], case["padding"])
+    ours, theirs = maxpool2d_pair(case["kernel"], case["stride"], case["padding"])
     compare_with_autograd(parity, "maxpool2d", ours, theirs, case["x"], seed=case["seed"])
 
 
@@ -194,12 +229,9 @@ def test_maxpool2d_padding_named_cases_equal_torch(parity, name):
     kernel, stride, padding, (h, w) = POOL_PADDING_CASES[name]
     x = random((2, 3, h, w), 7).round()  # few distinct values: ties
     x[0, :, : h // 2 + 1, : w // 2 + 1] = -math.inf  # padded corner windows hold only −∞
-    ours, theirs = (
-        fw.MaxPool2d(kernel, stride, padding),
-        torch.nn.MaxPool2d(kernel, stride, padding),
-    )
+    ours, theirs = maxpool2d_pair(kernel, stride, padding)
     compare_with_autograd(parity, f"maxpool2d {name}", ours, theirs, x)
-    assert ours.padding == (padding, padding) if isinstance(padding, int) else padding
+    assert ours.padding == ((padding, padding) if isinstance(padding, int) else padding)
 
 
 @pytest.mark.parametrize(
@@ -211,7 +243,7 @@ def test_maxpool2d_padding_never_wins_a_window(window):
     """k2-s2-p1 on a 2×2 input: each window holds one input value and three −∞ padding cells,
     so each input value wins its own window, −∞ and NaN included (as in torch)."""
     x = torch.tensor(window, dtype=F64).reshape(1, 1, 2, 2)
-    ours, theirs = fw.MaxPool2d(2, 2, 1), torch.nn.MaxPool2d(2, 2, 1)
+    ours, theirs = maxpool2d_pair(2, 2, 1)
     torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)
     assert torch.equal(pool_gradient(theirs, x), torch.ones_like(x))  # torch does this
     assert torch.equal(pool_gradient(ours, x), torch.ones_like(x))
@@ -289,7 +321,7 @@ def pool_gradient(layer: fw.Module | torch.nn.Module, x: torch.Tensor) -> torch.
 )
 def test_maxpool2d_routes_ties_infinities_and_nans_like_torch(window, winner):
     x = torch.tensor(window, dtype=F64).reshape(1, 1, 2, 2)
-    ours, theirs = fw.MaxPool2d(2), torch.nn.MaxPool2d(2)
+    ours, theirs = maxpool2d_pair(2)
     torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)
     expected = torch.zeros(4, dtype=F64)
     expected[winner] = 1
@@ -299,10 +331,10 @@ def test_maxpool2d_routes_ties_infinities_and_nans_like_torch(window, winner):
 
 def test_maxpool2d_overlapping_windows_add_gradients_at_a_shared_maximum(parity):
     x = torch.tensor([[0.0, 1.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64)[None, None]
-    ours = fw.MaxPool2d(2, stride=1)
+    ours, theirs = maxpool2d_pair(2, stride=1)
     grad = pool_gradient(ours, x)
     assert grad[0, 0, 1, 1] == 4  # the 9 wins all four windows
-    parity.check("maxpool2d overlapping", grad, pool_gradient(torch.nn.MaxPool2d(2, 1), x))
+    parity.check("maxpool2d overlapping", grad, pool_gradient(theirs, x))
 
 
 def test_maxpool2d_backward_equals_central_differences():
@@ -325,17 +357,17 @@ def flatten_cases(draw) -> tuple[tuple[int, ...], int, int]:
 @given(case=flatten_cases(), seed=st.integers(0, 2**31))
 def test_flatten_forward_and_gradient_equal_torch(parity, case, seed):
     shape, start, end = case
-    ours, theirs = fw.Flatten(start, end), torch.nn.Flatten(start, end)
+    ours, theirs = flatten_pair(start, end)
     y, _ = compare_with_autograd(parity, "flatten", ours, theirs, random(shape, seed), seed=seed)
     assert y.shape == theirs(random(shape, seed)).shape
 
 
 def test_flatten_defaults_keep_the_batch_dimension():
-    layer = fw.Flatten()
+    layer, theirs = flatten_pair()
     x = random((4, 2, 3, 5), 0)
     assert layer(x).shape == (4, 30)
     assert torch.equal(layer.backward(layer(x)), x)
-    assert repr(layer) == repr(torch.nn.Flatten())
+    assert repr(layer) == repr(theirs)
 
 
 # -- Dropout ----------------------------------------------------------------------------------
@@ -344,8 +376,7 @@ def test_flatten_defaults_keep_the_batch_dimension():
 def test_dropout_masks_and_gradients_equal_torch_from_the_same_seed(parity, p, dtype):
     """Ours with a generator seeded s, torch.nn.Dropout after torch.manual_seed(s): the same
     masks, call after call, and the same gradients (torch.autograd through torch's)."""
-    ours = fw.Dropout(p, generator=torch.Generator().manual_seed(8))
-    theirs = torch.nn.Dropout(p)
+    ours, theirs = dropout_pair(p, generator=torch.Generator().manual_seed(8))
     with torch.random.fork_rng():
         torch.manual_seed(8)
         for call in range(3):
@@ -366,10 +397,11 @@ def test_dropout_masks_and_gradients_equal_torch_from_the_same_seed(parity, p, d
 def test_dropout_without_generator_draws_from_torchs_global_generator():
     x = random((32, 5), 0)
     with torch.random.fork_rng():
+        layer, twin_layer = dropout_pair(0.3)
         torch.manual_seed(3)
-        ours = fw.Dropout(0.3)(x)
+        ours = layer(x)
         torch.manual_seed(3)
-        theirs = torch.nn.Dropout(0.3)(x)
+        theirs = twin_layer(x)
     assert torch.equal(ours, theirs)
 
 
@@ -388,7 +420,7 @@ def test_dropout_eval_mode_and_p0_are_the_identity_and_draw_nothing():
 
 def test_dropout_p1_zeroes_everything_like_torch():
     x = torch.tensor([[1.0, -2.0], [math.nan, 0.5]], dtype=F64)
-    ours, theirs = fw.Dropout(1.0), torch.nn.Dropout(1.0)
+    ours, theirs = dropout_pair(1.0)
     torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)  # NaN · 0
     assert torch.equal(ours.backward(torch.ones_like(x)), torch.zeros_like(x))
 
@@ -397,10 +429,11 @@ def test_dropout_inplace_changes_the_input_like_torch():
     x = random((8, 8), 0)
     ours, theirs = x.clone(), x.clone()
     generator = torch.Generator().manual_seed(1)
-    y = fw.Dropout(0.4, inplace=True, generator=generator)(ours)
+    layer, twin_layer = dropout_pair(0.4, inplace=True, generator=generator)
+    y = layer(ours)
     with torch.random.fork_rng():
         torch.manual_seed(1)
-        torch.nn.Dropout(0.4, inplace=True)(theirs)
+        twin_layer(theirs)
     assert y is ours and torch.equal(ours, theirs)
 
 

@@ -1,9 +1,12 @@
 """Every layer and loss against its torch.nn counterpart: the forward values, and the hand-written
 backward (input and parameter gradients) against torch.autograd, in float64 to 1e-10, over random
 shapes and values and at the points where the derivative changes. Then the same backward against
-central differences, with no torch.autograd at all.
+central differences, with no torch.autograd at all; the in-place variants of the activations
+against their own forward/backward and torch.
 
-One table pairs each framework op with its torch op; one parametrized check runs over it.
+Tables pair each framework op with its torch op (LAYERS, LOSSES, CROSS_ENTROPY, INPLACE); the
+parametrized checks run over them, and PARITY / INPLACE_PARITY list them for the coverage check
+of tests/test_framework_contract.py.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -54,6 +58,25 @@ LOSSES: dict[str, Callable[[], tuple[fw.Loss, torch.nn.Module]]] = {
     "bce-mean": lambda: (fw.BCELoss(), torch.nn.BCELoss()),
     "bce-sum": lambda: (fw.BCELoss(reduction="sum"), torch.nn.BCELoss(reduction="sum")),
 }
+# reduction: (framework criterion, torch.nn criterion) of class logits and class indices
+CROSS_ENTROPY: dict[str, Callable[[], tuple[fw.Loss, torch.nn.Module]]] = {
+    "mean": lambda: (fw.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()),
+    "sum": lambda: (
+        fw.CrossEntropyLoss(reduction="sum"),
+        torch.nn.CrossEntropyLoss(reduction="sum"),
+    ),
+}
+# The activations with their own in-place variants (_forward_inplace / _backward_inplace, which
+# Sequential uses): checked against their out-of-place forward/backward and torch.
+INPLACE: dict[str, LayerPair] = {name: LAYERS[name] for name in ("relu", "tanh", "sigmoid")}
+
+# For test_framework_contract's coverage check: name -> factory of (ours, torch's).
+PARITY: dict[str, Callable[[], tuple[fw.Module, torch.nn.Module]]] = {
+    **{name: partial(factory, 3, 2) for name, factory in LAYERS.items()},
+    **LOSSES,
+    **{f"cross_entropy-{name}": factory for name, factory in CROSS_ENTROPY.items()},
+}
+INPLACE_PARITY = {name: partial(factory, 3, 2) for name, factory in INPLACE.items()}
 
 # Values: the kinks (0 and −0 exactly, and values closer to 0 than any step) come up often.
 KINKS = st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-16, -1e-16])
@@ -203,6 +226,37 @@ def test_bce_at_and_near_0_and_1_equals_torch(parity, name):
     assert torch.isfinite(loss.backward()).all()
 
 
+# -- the in-place variants -----------------------------------------------------------------------
+@pytest.mark.parametrize("backward", ["backward", "_backward_inplace"])
+@pytest.mark.parametrize("forward", ["forward", "_forward_inplace"])
+@pytest.mark.parametrize("name", INPLACE)
+@SETTINGS
+@given(x=matrices(REALS), seed=st.integers(0, 2**31))
+def test_inplace_variants_equal_forward_backward_and_torch(
+    parity, name, forward, backward, x, seed
+):
+    """Each mix Sequential makes (an activation runs forward in place after a Linear, backward
+    in place under a private gradient; either without the other) gives the values of the
+    out-of-place forward and backward, and torch's; the caller's input of an out-of-place
+    forward is left alone (framework.module's contract, 5)."""
+    ours, theirs = layer_pair(name, x.shape[1], 1)
+    reference, _ = layer_pair(name, x.shape[1], 1)
+    grad_output = torch.randn(x.shape, dtype=F64, generator=torch.Generator().manual_seed(seed))
+    given_x, given_grad = x.clone(), grad_output.clone()  # what the variants may overwrite
+    y = getattr(ours, forward)(given_x).clone()  # the in-place backward may overwrite it
+    grad_input = getattr(ours, backward)(given_grad)
+    x_ref = x.clone().requires_grad_()
+    y_ref = theirs(x_ref)
+    y_ref.backward(grad_output)
+    case = f"{name} {forward}/{backward}"
+    parity.check(f"{case} forward", y, reference(x), atol=0, rtol=0)
+    parity.check(f"{case} backward", grad_input, reference.backward(grad_output), atol=1e-15)
+    parity.check(f"{case} forward vs torch", y, y_ref)
+    parity.check(f"{case} backward vs torch", grad_input, x_ref.grad)
+    if forward == "forward":
+        assert torch.equal(given_x, x)
+
+
 # -- against central differences: no torch.autograd -----------------------------------------------
 def away_from_kinks(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """Random values with 0.05 <= |x| <= 3, so x ± h never crosses a kink."""
@@ -259,11 +313,11 @@ def logits_and_classes(draw, elements) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_cross_entropy(parity, reduction: str, logits: torch.Tensor, target: torch.Tensor):
-    ours = fw.CrossEntropyLoss(reduction=reduction)
+    ours, theirs = CROSS_ENTROPY[reduction]()
     loss = ours(logits, target)
     grad = ours.backward()
     logits_ref = logits.clone().requires_grad_()
-    loss_ref = torch.nn.CrossEntropyLoss(reduction=reduction)(logits_ref, target)
+    loss_ref = theirs(logits_ref, target)
     loss_ref.backward()
     assert loss.shape == () and loss.dtype == F64
     parity.check(f"cross_entropy-{reduction} loss", loss, loss_ref)
@@ -271,14 +325,14 @@ def check_cross_entropy(parity, reduction: str, logits: torch.Tensor, target: to
     return loss, grad
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", CROSS_ENTROPY)
 @SETTINGS
 @given(pair=logits_and_classes(st.one_of(KINKS, st.floats(-1e4, 1e4, allow_nan=False))))
 def test_cross_entropy_loss_and_gradient_equal_torch(parity, reduction, pair):
     check_cross_entropy(parity, reduction, *pair)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", CROSS_ENTROPY)
 def test_cross_entropy_is_stable_for_huge_and_infinite_logits(parity, reduction):
     """exp(1e300) overflows: the log-sum-exp subtracts each row's maximum first."""
     logits = torch.tensor(

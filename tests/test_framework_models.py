@@ -1,6 +1,7 @@
 """Whole models: a Sequential of each activation with each loss against its torch.nn twin
 (bench.harness.reference) and against central differences; state_dict compatibility; gradient
-accumulation and zeroing; a training step with grad mode off; the README example."""
+accumulation and zeroing; a training step with grad mode off; the README example. PARITY lists
+the Sequential pairs for the coverage check of tests/test_framework_contract.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import io
 import itertools
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,18 @@ def mlp(
     return fw.Sequential(*layers, init=init, generator=torch.Generator().manual_seed(seed))
 
 
+def sequential_pair(
+    activation: str, init: str = "default"
+) -> tuple[fw.Sequential, torch.nn.Module]:
+    """``mlp(activation, init=init)`` and its torch.nn twin (same state)."""
+    model = mlp(activation, init=init)
+    return model, torch_twin(model)
+
+
+# For test_framework_contract's coverage check: name -> factory of (ours, torch's).
+PARITY = {f"sequential {name}": partial(sequential_pair, name) for name in ACTIVATIONS}
+
+
 def data(n: int = 16, d_in: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random inputs with one all-zero row (with zero biases it hits every kink exactly) and
     0/1 targets."""
@@ -54,8 +68,8 @@ def grads(model: fw.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_sequential_gradients_equal_torch_twin(parity, activation, loss, init):
-    model, criterion = mlp(activation, init=init), LOSSES[loss]()
-    twin, twin_criterion = torch_twin(model), torch_loss(criterion)
+    (model, twin), criterion = sequential_pair(activation, init), LOSSES[loss]()
+    twin_criterion = torch_loss(criterion)
     x, y = data()
     case = f"sequential {activation}/{loss}/{init}"
 

@@ -1,11 +1,14 @@
 """BatchNorm1d and BatchNorm2d against torch.nn: forward, input and parameter gradients against
 torch.autograd in float64 in training mode (batch statistics) and eval mode (running statistics),
 over random shapes, options and memory layouts (hypothesis); the running statistics and
-num_batches_tracked after several steps; central differences; buffers in the state_dict."""
+num_batches_tracked after several steps; central differences; buffers in the state_dict.
+PARITY lists the pairs (one per kind of KINDS) for the coverage check of
+tests/test_framework_contract.py."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -44,6 +47,10 @@ def batchnorm_pair(kind: str, channels: int, seed: int, **options):
     theirs = torch_module(ours)
     theirs.load_state_dict(ours.state_dict())
     return ours, theirs
+
+
+# For test_framework_contract's coverage check: name -> factory of (ours, torch's).
+PARITY = {f"batchnorm{kind}": partial(batchnorm_pair, kind, 3, 0) for kind in KINDS}
 
 
 def check_state(parity, case: str, ours: fw.Module, theirs: torch.nn.Module) -> None:

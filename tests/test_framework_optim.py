@@ -2,13 +2,15 @@
 ours and of torch's with identical gradients, parameters equal to 1e-12 in float64. Then torch's
 semantics: tensors held before the optimizer was built follow training, ``zero_grad``, and
 ``state_dict`` equal to torch's key for key and handed over in both directions. The test id says
-the configuration."""
+the configuration. PARITY lists the CONFIGS pairs for the coverage check of
+tests/test_framework_contract.py."""
 
 from __future__ import annotations
 
 import inspect
 import io
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -118,12 +120,23 @@ def train_both(model, criterion, ours, twin, twin_criterion, theirs, x, y) -> No
         theirs.step()
 
 
+def optimizer_pair(name: str, options: dict, groups: list[dict] | None = None):
+    """Our optimizer ``name`` and torch.optim's, with ``options``, over parameters of the same
+    random values grouped as ``groups`` (make_pair's; default one group of SHAPES)."""
+    ours_groups, torch_groups = make_pair(groups or [{"shapes": SHAPES}])
+    return build("custom", name, ours_groups, **options), build(
+        "torch", name, torch_groups, **options
+    )
+
+
+# For test_framework_contract's coverage check: name -> factory of (ours, torch's).
+PARITY = {config_id(config): partial(optimizer_pair, *config) for config in CONFIGS}
+
+
 def run_both(name: str, groups: list[dict], options: dict, parity, case: str) -> None:
     """20 steps of ours and torch's with the same seeded random gradients; compare each step."""
-    ours_groups, torch_groups = make_pair(groups)
-    ours = build("custom", name, ours_groups, **options)
-    theirs = build("torch", name, torch_groups, **options)
-    ours_params, torch_params = params_of(ours_groups), params_of(torch_groups)
+    ours, theirs = optimizer_pair(name, options, groups)
+    ours_params, torch_params = params_of(ours.param_groups), params_of(theirs.param_groups)
     ours_grads, torch_grads = (torch.Generator().manual_seed(1) for _ in range(2))
     for _ in range(STEPS):
         set_random_grads(ours_params, ours_grads)
@@ -572,11 +585,9 @@ def assert_same_state_dict(parity, case: str, ours: dict, theirs: dict) -> None:
 
 
 def stepped_pair(name: str, groups: list[dict], options: dict, steps: int):
-    ours_groups, torch_groups = make_pair(groups)
-    ours = build("custom", name, ours_groups, **options)
-    theirs = build("torch", name, torch_groups, **options)
-    for optimizer, params in ((ours, params_of(ours_groups)), (theirs, params_of(torch_groups))):
-        grads = torch.Generator().manual_seed(1)
+    ours, theirs = optimizer_pair(name, options, groups)
+    for optimizer in (ours, theirs):
+        params, grads = params_of(optimizer.param_groups), torch.Generator().manual_seed(1)
         for _ in range(steps):
             set_random_grads(params, grads)
             optimizer.step()

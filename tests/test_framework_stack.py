@@ -6,7 +6,9 @@ id says so) and one after another, each with its own loss and optimizer. After e
 the M losses agree, and at the end every parameter and optimizer state, within 1e-12 in float64.
 The alone models are themselves checked against torch.nn + torch.optim elsewhere; here the
 stacked gradients are also compared with torch.autograd directly. Then stack/unstack round trips
-and clear errors.
+and clear errors. PARITY lists the pairs compared with torch (a stacked model or layer and the
+torch.nn twins of its M models; the stacked loss and torch's criterion) for the coverage check of
+tests/test_framework_contract.py.
 """
 
 from __future__ import annotations
@@ -173,6 +175,40 @@ def train_both(
                 parity.check(f"{case} optimizer {key}", ours if key == "step" else ours[m], value)
 
 
+def stacked_pair(activation: str = "relu", loss: str = "mse"):
+    """A stacked model of ``make_models(activation, loss)`` and the torch.nn twins of its M
+    models (what slice m is compared with under torch.autograd)."""
+    models = make_models(activation, loss)
+    return fw.stack(models), [torch_twin(model) for model in models]
+
+
+def stacked_linear_pair(
+    in_features: int = 3,
+    out_features: int = 2,
+    bias: bool = True,
+    generator: torch.Generator | None = None,
+):
+    """A StackedLinear of M Linear layers initialised from ``generator`` in turn, and the
+    torch.nn twins of those layers."""
+    linears = [fw.Linear(in_features, out_features, bias=bias, dtype=F64) for _ in range(M)]
+    for linear in linears:
+        linear.reset_parameters(generator)
+    return fw.stack(linears), [torch_twin(linear) for linear in linears]
+
+
+def stacked_loss_pair(loss: str = "mse"):
+    """``fw.StackedLoss`` of the criterion ``loss`` and torch's criterion (applied per model)."""
+    return fw.StackedLoss(LOSSES[loss]()), torch_loss(LOSSES[loss]())
+
+
+# For test_framework_contract's coverage check: name -> factory of (ours, torch's).
+PARITY = {
+    "stacked_sequential": stacked_pair,
+    "stacked_linear": stacked_linear_pair,
+    "stacked_loss": stacked_loss_pair,
+}
+
+
 # -- every layer and loss -------------------------------------------------------------------------
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -225,14 +261,15 @@ def test_stacked_without_bias_and_sum_reduction_equals_alone(parity, loss):
 def test_stacked_gradients_equal_torch_autograd(parity, activation, loss):
     """One backward of the stacked model against torch.autograd through each model's torch.nn
     twin: every slice of dL/dx and of every parameter's gradient."""
-    models = make_models(activation, loss)
-    stacked, criterion = fw.stack(models), fw.StackedLoss(LOSSES[loss]())
+    (stacked, twins), (criterion, twin_criterion) = (
+        stacked_pair(activation, loss),
+        stacked_loss_pair(loss),
+    )
     x, y = batch(loss, 0)
     losses = criterion(stacked(x), y)
     grad_input = stacked.backward(criterion.backward())
     params = dict(stacked.named_parameters())
-    for m, model in enumerate(models):
-        twin, twin_criterion = torch_twin(model), torch_loss(LOSSES[loss]())
+    for m, twin in enumerate(twins):
         x_ref = x[m].clone().requires_grad_()
         value = twin_criterion(twin(x_ref), y[m])
         value.backward()
@@ -470,23 +507,31 @@ def test_stacked_linear_forward_and_backward_equal_each_linear_alone(
     parity, in_features, out_features, batch_size, bias
 ):
     """Every path of StackedLinear (in < out, in ≥ out, one output, no bias) gives slice m the
-    output and gradients of Linear m alone, twice (the second backward accumulating), float64."""
+    output and gradients of Linear m alone and of its torch.nn twin under torch.autograd, twice
+    (the second backward accumulating), float64."""
     case = f"StackedLinear {in_features}->{out_features} B={batch_size} bias={bias}"
     generator = torch.Generator().manual_seed(in_features * 100 + batch_size)
-    linears = [fw.Linear(in_features, out_features, bias=bias, dtype=F64) for _ in range(M)]
-    for linear in linears:
-        linear.reset_parameters(generator)
-    stacked = fw.stack(linears)
+    stacked, twins = stacked_linear_pair(in_features, out_features, bias, generator)
+    linears = fw.unstack(stacked)
     for call in range(2):
         x = torch.randn(M, batch_size, in_features, dtype=F64, generator=generator)
         g = torch.randn(M, batch_size, out_features, dtype=F64, generator=generator)
         y, gx = stacked(x), stacked.backward(g)
-        for m, linear in enumerate(linears):
+        for m, (linear, twin) in enumerate(zip(linears, twins, strict=True)):
             parity.check(f"{case} output {call}", y[m], linear(x[m]), **TOL)
             parity.check(f"{case} dL/dx {call}", gx[m], linear.backward(g[m]), **TOL)
+            x_ref = x[m].clone().requires_grad_()
+            y_ref = twin(x_ref)
+            y_ref.backward(g[m])
+            parity.check(f"{case} output vs torch {call}", y[m], y_ref)
+            parity.check(f"{case} dL/dx vs torch {call}", gx[m], x_ref.grad)
+            twin_params = dict(twin.named_parameters())
             for name, param in linear.named_parameters():
                 stacked_grad = getattr(stacked, name).grad[m]
                 parity.check(f"{case} {name}.grad {call}", stacked_grad, param.grad, **TOL)
+                parity.check(
+                    f"{case} {name}.grad vs torch {call}", stacked_grad, twin_params[name].grad
+                )
 
 
 def test_stack_keeps_dtype_device_and_mode():

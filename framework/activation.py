@@ -27,13 +27,14 @@ class Activation(Module):
     Optionally: ``nonlinearity`` and ``nonlinearity_param`` name the activation for
     :func:`framework.init.calculate_gain` (``Sequential`` uses them to scale the initial weights
     of the Linear layer before it); `_forward_inplace` / `_backward_inplace` are faster variants
-    for a container that owns the tensors.
+    for a container that owns the tensors, under the contract in framework.module's docstring
+    ("In place and ownership").
     """
 
     nonlinearity: str = "linear"
     nonlinearity_param: float | None = None
     _cache = ("input", "output")
-    _fresh_grad = True  # backward's result is new (or, in place, the private gradient it got)
+    _fresh_grad = True  # framework.module's contract, 3 (5 for the in-place variant)
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,17 +46,16 @@ class Activation(Module):
         names = inspect.signature(type(self).__init__).parameters
         return ", ".join(f"{name}={getattr(self, name)}" for name in names if hasattr(self, name))
 
-    # In-place variants, for a container that knows the tensors are its own (``Sequential``):
-    # the same values as forward/backward without allocating (a fresh tensor of a stacked
-    # model's size costs more than the arithmetic: new pages, cold caches). The defaults are the
-    # out-of-place ones.
+    # In-place variants, for a container that owns the tensors (``Sequential``): the same values
+    # as forward/backward without allocating (a fresh tensor of a stacked model's size costs more
+    # than the arithmetic: new pages, cold caches). The defaults are the out-of-place ones.
     def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
-        """forward, free to overwrite ``x`` (nobody else holds it)."""
+        """forward, free to overwrite ``x`` (framework.module's contract, 4)."""
         return self.forward(x)
 
     def _backward_inplace(self, grad_output: torch.Tensor) -> torch.Tensor:
-        """backward, free to overwrite ``grad_output`` and the cached tensors (nobody else holds
-        them: the output was not returned to the caller)."""
+        """backward, free to overwrite ``grad_output`` and the cached output (framework.module's
+        contract, 5)."""
         return self.backward(grad_output)
 
 

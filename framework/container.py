@@ -92,7 +92,7 @@ class Sequential(Module):
             for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
                 # An activation after a layer whose output is new and unreferenced (Linear)
                 # works in place: no allocation, which for a stacked model costs more than the
-                # arithmetic.
+                # arithmetic (framework.module's contract, 2 and 4).
                 if fresh and isinstance(layer, Activation):
                     x = layer._forward_inplace(x)
                 else:
@@ -113,7 +113,7 @@ class Sequential(Module):
 
         Where a gradient is a later layer's new tensor (not the caller's), an activation
         computes its own in place, overwriting that gradient and its cached output (which then
-        went only to later layers, all done with it)."""
+        went only to later layers, all done with it): framework.module's contract, 3 and 5."""
         layers = self._layers
         index, private = len(layers), False
         try:

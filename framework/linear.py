@@ -45,7 +45,8 @@ class Linear(Module):
     """
 
     _cache = ("input",)
-    _fresh_output = _fresh_grad = True  # new tensors from addmm/mm, not kept
+    # New tensors from addmm/mm, not kept (framework.module's contract, 2 and 3).
+    _fresh_output = _fresh_grad = True
 
     def __init__(
         self,

@@ -7,6 +7,48 @@ fails instead of adding the same gradients twice.
 Sub-modules, parameters and buffers are the attributes that hold them, in assignment order, so
 `named_parameters()` and `state_dict()` give the same dotted keys, in the same order, as the
 equivalent torch.nn model.
+
+In place and ownership
+----------------------
+The one statement of the contract behind ``Module._fresh_output``, ``Module._fresh_grad`` and
+``Activation._forward_inplace`` / ``_backward_inplace``, by which `Sequential` (and so a stacked
+model) lets activations overwrite tensors instead of allocating new ones; every other place
+points here. tests/test_framework_contract.py checks clauses 2-6 on every public layer, and
+tests/test_framework_models.py that a Sequential leaves what its caller holds (1).
+
+1. Ownership. The caller owns what it passes in (``x`` to forward, ``grad_output`` to backward)
+   and what it gets back. A layer may keep references to them (its cache, for backward, until
+   backward releases it), but writes into a tensor it was given or returned only as allowed
+   below (or when the user asks, ``Dropout(inplace=True)``, as in torch).
+2. ``_fresh_output = True`` promises: forward's output shares storage with nothing else: not
+   forward's input, not a parameter's data or grad, not a buffer, not any tensor the layer
+   keeps (its cache, its other attributes). Whoever receives it owns it alone and may overwrite
+   it. So a layer that caches its output for backward (every activation) leaves it False: the
+   next layer working in place would overwrite that cache.
+3. ``_fresh_grad = True`` promises two things. Backward's result shares storage with nothing the
+   caller or the layer may read again: not ``grad_output``, not forward's input or output, not
+   a parameter's data or grad, not a buffer, not any tensor the layer keeps; so the layer
+   before may overwrite it. And forward's output shares no storage with forward's input: the
+   layer never passes on what it got, so what the layer before output reaches the caller only
+   through a new tensor (which 5 relies on).
+4. ``_forward_inplace(x)`` (an Activation): forward's values, written into ``x`` and returned
+   (and cached as the output). `Sequential` calls it only right after a layer with
+   ``_fresh_output``, so ``x`` is the container's alone.
+5. ``_backward_inplace(grad_output)`` (an Activation): backward's values, written into
+   ``grad_output`` and returned; it may also overwrite the output its forward cached (the
+   input too if forward ran in place: the same tensor), never an input it got out of place
+   (the caller's ``x`` when it is the first layer). `Sequential` calls it only when
+   ``grad_output`` is private: the layer after has ``_fresh_grad``, or is an activation that
+   just worked in place on the same private tensor. Then, by 3, this activation's output went
+   only into later layers, which are done with it (backward runs in reverse), never to the
+   caller.
+6. The only shares allowed beyond 2 and 3: an in-place variant returns the tensor it was given
+   (private by 4 and 5, it stays private); and a ``StackedLinear`` inside a
+   ``StackedSequential`` writes a hidden layer's output, and dL/dx of every Linear but the
+   first, into buffers of the container's ``Workspace``, lent through ``_output_into`` /
+   ``_grad_into`` only while the container runs. The container owns those buffers and
+   rewrites one only when what it held is dead (an output at the next forward; a dL/dx once the
+   Linear before has read it). A layer called on its own always returns new tensors.
 """
 
 from __future__ import annotations
@@ -148,9 +190,8 @@ class Module:
 
     _cache: tuple[str, ...] = ()
     _released = False
-    # For Sequential's in-place work: whether forward returns a new tensor it keeps no
-    # reference to (so the next layer may overwrite it), and whether backward returns a new
-    # tensor (so the layer before may overwrite it: it is not the caller's gradient).
+    # For Sequential's in-place work: what these promise is written once, in this module's
+    # docstring ("In place and ownership"). False promises nothing.
     _fresh_output = False
     _fresh_grad = False
 

@@ -80,7 +80,9 @@ class StackedLinear(Module):
     """
 
     _cache = ("input",)
-    _fresh_output = _fresh_grad = True  # new tensors from bmm, not kept (or private: below)
+    # New tensors from bmm, not kept, or the container's buffers below (framework.module's
+    # contract, 2, 3 and 6).
+    _fresh_output = _fresh_grad = True
     # Set by StackedSequential only while it runs, for a hidden layer: its output and dL/dx then
     # never leave the model, so they are written into the model's buffers (kept from step to
     # step). At M = 100 a fresh (M, B, 25) tensor per layer and step costs page faults on the

@@ -7,8 +7,9 @@ import math
 
 import pytest
 from bench_utils import SMALL, compose
+from hydra.errors import ConfigCompositionException
 
-from bench.harness import app, collect, results
+from bench.harness import app, collect, engines, results
 
 
 def strip_timing(value):
@@ -50,7 +51,7 @@ def test_same_command_twice_gives_identical_results_but_timing(tmp_path):
 def test_finished_job_is_skipped_not_recomputed(tmp_path, monkeypatch):
     cfg = compose(*SMALL)
     first = app.run(cfg, tmp_path)
-    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("recomputed a finished job"))
+    monkeypatch.setattr(engines, "run_unit", lambda *a: pytest.fail("recomputed a finished job"))
     assert app.run(cfg, tmp_path) == first
 
 
@@ -76,17 +77,17 @@ def test_half_written_result_is_never_read(tmp_path):
 
 
 def test_job_that_raises_records_failed_and_collect_still_works(tmp_path, monkeypatch):
-    def explode(cfg, fold):
+    def explode(job, unit):
         raise RuntimeError("boom in fold")
 
     app.run(compose(*SMALL, "activation=tanh"), tmp_path / "good")
-    monkeypatch.setattr(app, "run_models", explode)
+    monkeypatch.setattr(engines, "run_unit", explode)
     failed = app.run(compose(*SMALL), tmp_path / "bad")
     assert failed.status == "failed" and "boom in fold" in failed.error
     monkeypatch.undo()
     # a failed job is retried on the next run, not skipped
     assert app.run(compose(*SMALL), tmp_path / "bad").status == "ok"
-    monkeypatch.setattr(app, "run_models", explode)
+    monkeypatch.setattr(engines, "run_unit", explode)
     app.run(compose(*SMALL, "loss=bce"), tmp_path / "bad2")
     frame = collect.collect(tmp_path)
     assert set(frame["status"]) == {"ok", "failed"}
@@ -107,7 +108,7 @@ def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
     frame = collect.collect(tmp_path)
     assert set(frame["status"]) == {"diverged"}
     # a finished, diverged job is a result: not recomputed
-    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("recomputed a diverged job"))
+    monkeypatch.setattr(engines, "run_unit", lambda *a: pytest.fail("recomputed a diverged job"))
     assert app.run(cfg, tmp_path).started == result.started
 
 
@@ -118,35 +119,61 @@ def test_nan_loss_stops_and_records_diverged_with_epoch(tmp_path, monkeypatch):
         ("folds=0", "folds"),
         ("epochs=0", "epochs"),
         ("batch_size=201", "batch_size"),
-        ("optimizer=adam optimizer.betas=[0.9,1.0]", "optimizer.betas[1]"),
+        ("optimizer=adam optimizer.betas=[0.9,1.0]", "optimizer.betas"),
         ("optimizer.nesterov=true", "optimizer.nesterov"),
         ("device=mps", "device"),
         ("device=cuda:0", "device"),
         ("device=gpu", "device"),
-        ("activation.negative_slope=0.3", "activation.negative_slope"),
-        ("activation=leaky_relu activation.alpha=2", "activation.alpha"),
         ("data.radius=0.75", "data.radius"),
+        ("activation=leaky_relu activation.negative_slope=nan", "activation.negative_slope"),
         ("name=", "name"),
     ],
 )
 def test_bad_value_raises_config_error_naming_key_before_training(
     tmp_path, monkeypatch, override, key
 ):
-    monkeypatch.setattr(app, "run_models", lambda *a: pytest.fail("trained on a bad config"))
+    monkeypatch.setattr(engines, "run_unit", lambda *a: pytest.fail("trained on a bad config"))
     with pytest.raises(app.config.ConfigError, match=key.replace("[", r"\[")):
         app.run(compose(*SMALL, *override.split()), tmp_path)
     assert not (tmp_path / "result.json").exists()
 
 
 @pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("activation.negative_slope=0.3", "negative_slope"),  # ReLU has no slope
+        ("activation=leaky_relu activation.alpha=2", "alpha"),  # only ELU has alpha
+        ("model.channels=[4]", "channels"),  # only the CNN has channels
+        ("data.noise=0.1", "noise"),  # the disk has no noise
+    ],
+)
+def test_an_option_of_another_component_is_refused_when_composing(override, key):
+    """Each option is typed by its own entry's config: Hydra refuses a key it does not have."""
+    with pytest.raises(ConfigCompositionException, match=key):
+        compose(*override.split())
+
+
+@pytest.mark.parametrize(
     ("overrides", "key"),
     [
-        (["data.name=digits", "data.n_train=1000", "data.n_test=100"], "loss"),  # mse on digits
-        (["model.name=cnn"], "model.name"),  # a CNN on 2-d points
+        (["dataset=digits", "data.n_train=1000", "data.n_test=100"], "loss"),  # mse on digits
+        (["model=cnn", "engine=sequential"], "model"),  # a CNN on 2-d points
         (["loss=ce"], "loss"),  # cross-entropy on the binary disk task
         (["experiment=digits", "hydra.mode=RUN", "data.n_train=1700"], "data.n_train"),
+        (["experiment=digits", "hydra.mode=RUN", "model=cnn", "engine=stacked"], "engine"),
+        (
+            ["experiment=digits", "hydra.mode=RUN", "model=cnn", "model.channels=[4,4,4,4]"],
+            "model.channels",
+        ),
     ],
-    ids=["digits-mse", "cnn-on-disk", "ce-on-disk", "digits-too-many-points"],
+    ids=[
+        "digits-mse",
+        "cnn-on-disk",
+        "ce-on-disk",
+        "digits-too-many-points",
+        "cnn-stacked",
+        "cnn-blocks-shrink-the-image-to-nothing",
+    ],
 )
 def test_dataset_model_and_loss_must_fit_together(tmp_path, overrides, key):
     with pytest.raises(app.config.ConfigError, match=key.replace(".", r"\.")):

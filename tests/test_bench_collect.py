@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from bench_utils import SMALL, compose
 
-from bench.harness import app, collect
+from bench.harness import app, collect, engines
 from bench.report import tables, views
 
 
@@ -53,7 +53,7 @@ def test_report_keeps_newest_settings_and_lists_the_other_job(tmp_path):
 
 def test_collect_cli_exits_3_when_a_job_failed_but_writes_the_table(tmp_path, monkeypatch):
     app.run(compose(*SMALL), tmp_path / "runs" / "good")
-    monkeypatch.setattr(app, "run_models", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(engines, "run_unit", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
     app.run(compose(*SMALL, "loss=bce"), tmp_path / "runs" / "bad")
     out = tmp_path / "table.parquet"
     assert collect.main([str(tmp_path / "runs"), "--out", str(out)]) == 3

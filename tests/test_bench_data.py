@@ -10,6 +10,12 @@ import pytest
 import torch
 
 from bench.harness import data
+from bench.harness.spec import DataSpec
+
+
+def fold_split(seed: int, fold: int, dataset: str = "disk", **changes) -> data.Split:
+    """Fold ``fold`` of seed ``seed``, the dataset at its registry defaults but ``changes``."""
+    return data.fold_split(DataSpec.of(dataset, **changes), seed, fold)
 
 
 def digest(split: data.Split) -> str:
@@ -21,14 +27,14 @@ def digest(split: data.Split) -> str:
 
 @pytest.mark.parametrize("fold", range(10))
 def test_disk_labels_balanced_near_half_seed0_fold(fold):
-    split = data.fold_split(seed=0, fold=fold)
+    split = fold_split(seed=0, fold=fold)
     for labels in (split.y_train, split.y_test):
         assert labels.shape == (1000, 1)
         assert abs(labels.mean().item() - 0.5) < 0.05  # area of the disk is exactly 1/2
 
 
 def test_disk_labels_match_geometry_recomputed():
-    split = data.fold_split(seed=3, fold=1)
+    split = fold_split(seed=3, fold=1)
     x = split.x_train
     inside = ((x[:, 0] - 0.5) ** 2 + (x[:, 1] - 0.5) ** 2) < 1 / (2 * torch.pi)
     assert torch.equal(split.y_train.squeeze(1).bool(), inside)
@@ -36,23 +42,23 @@ def test_disk_labels_match_geometry_recomputed():
 
 
 def test_radius_is_configurable():
-    small = data.fold_split(seed=0, fold=0, radius=0.2)
+    small = fold_split(seed=0, fold=0, radius=0.2)
     assert small.y_train.mean().item() == pytest.approx(torch.pi * 0.04, abs=0.04)
 
 
 def test_same_seed_fold_same_tensors_in_a_new_process():
     code = (
-        "import hashlib; from bench.harness import data\n"
-        "s = data.fold_split(7, 3); h = hashlib.sha256()\n"
+        "import hashlib; from bench.harness import data; from bench.harness.spec import DataSpec\n"
+        "s = data.fold_split(DataSpec.of('disk'), 7, 3); h = hashlib.sha256()\n"
         "for t in (s.x_train, s.y_train, s.x_test, s.y_test): h.update(t.numpy().tobytes())\n"
         "print(h.hexdigest())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == digest(data.fold_split(7, 3))
+    assert out.stdout.strip() == digest(fold_split(7, 3))
 
 
 def test_folds_and_seeds_give_different_data():
-    digests = {digest(data.fold_split(seed, fold)) for seed in (0, 1) for fold in (0, 1)}
+    digests = {digest(fold_split(seed, fold)) for seed in (0, 1) for fold in (0, 1)}
     assert len(digests) == 4
 
 
@@ -67,16 +73,16 @@ def test_streams_are_independent_draws():
 
 
 def test_float32_and_float64_see_the_same_points():
-    split = data.fold_split(0, 0)
+    split = fold_split(0, 0)
     as32, as64 = split.to("cpu", torch.float32), split.to("cpu", torch.float64)
     assert torch.equal(as32.y_train.double(), as64.y_train)
     assert torch.allclose(as32.x_train.double(), as64.x_train, atol=1e-7)
 
 
 def test_digits_split_is_a_seeded_partition_of_the_bundled_images():
-    a = data.fold_split(0, 3, 1437, 360, dataset="digits")
-    b = data.fold_split(0, 3, 1437, 360, dataset="digits")
-    c = data.fold_split(0, 4, 1437, 360, dataset="digits")
+    a = fold_split(0, 3, "digits")
+    b = fold_split(0, 3, "digits")
+    c = fold_split(0, 4, "digits")
     assert a.x_train.shape == (1437, 1, 8, 8) and a.x_test.shape == (360, 1, 8, 8)
     assert a.y_train.dtype == torch.int64 and set(a.y_train.tolist()) == set(range(10))
     assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)

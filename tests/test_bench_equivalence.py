@@ -13,13 +13,14 @@ import math
 import pytest
 from bench_utils import cli, compose
 
-from bench.harness import app, catalog, collect, config
+from bench import registry
+from bench.harness import collect, config, engines
 
-# every option of each config group (the conf/ tree is the one list), the disk task's losses
+# every option of each component (the registry is the one list), the disk task's losses
 ACTIVATIONS, OPTIMIZERS, INITS = (
-    catalog.levels()[group] for group in ("activation", "optimizer", "init")
+    registry.levels(kind) for kind in ("activation", "optimizer", "init")
 )
-LOSSES = config.TASK_LOSSES["disk"]
+LOSSES = [name for name, entry in registry.entries("loss").items() if entry.task == "binary"]
 GRID = list(itertools.product(ACTIVATIONS, LOSSES, OPTIMIZERS, INITS))
 QUICK = ["framework=both", "epochs=3", "batch_size=50", "data.n_train=200", "data.n_test=100"]
 
@@ -33,7 +34,14 @@ def trajectories(dtype, activation, loss, optimizer, init, fold=0):
         f"optimizer={optimizer}",
         f"init={init}",
     )
-    runs = {run.framework: run for run in app.run_fold(cfg, fold)}
+    return train_fold(cfg, fold)
+
+
+def train_fold(cfg, fold):
+    """One fold of the job's first learning rate, each framework's model alone (the sequential
+    engine)."""
+    job = config.job_spec(cfg).replace_engine(name="sequential")
+    runs = {run.framework: run for run in engines.run_unit(job, [(fold, job.training.lrs[0])])}
     return runs["custom"], runs["torch"]
 
 
@@ -88,14 +96,13 @@ def test_float64_digits_frameworks_agree_per_epoch_to_1e9(model, parity):
     cfg = compose(
         "experiment=digits",
         "hydra.mode=RUN",
-        f"model.name={model}",
+        f"model={model}",
         "dtype=float64",
         "epochs=2",
         "data.n_train=256",
         "data.n_test=128",
     )
-    runs = {run.framework: run for run in app.run_fold(cfg, 0)}
-    custom, reference = runs["custom"], runs["torch"]
+    custom, reference = train_fold(cfg, 0)
     assert custom.status == reference.status == "ok"
     for ours, theirs in zip(custom.epochs, reference.epochs, strict=True):
         assert ours.train_loss == pytest.approx(theirs.train_loss, abs=1e-9, rel=0)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from bench_utils import SMALL, cli, compose
 
-from bench.harness import app, collect, results
+from bench.harness import app, collect, engines, results
 
 QUICK = ["epochs=2", "folds=2", "batch_size=50", "data.n_train=100", "data.n_test=50"]
 
@@ -42,10 +42,10 @@ def test_collect_of_a_runs_dir_where_every_job_failed_lists_them_and_exits_3(tmp
     a TypeError, no table, no failure summary. Now: the failed jobs are listed, the table of
     their failure rows is written, exit 3."""
 
-    def explode(cfg, fold):
+    def explode(job, unit):
         raise RuntimeError("loss became a complex number")
 
-    monkeypatch.setattr(app, "run_models", explode)
+    monkeypatch.setattr(engines, "run_unit", explode)
     for activation in ("relu", "tanh"):
         app.run(compose(*SMALL, f"activation={activation}"), tmp_path / "runs" / activation)
     out = collect_cli(tmp_path / "runs", tmp_path / "table.parquet")

@@ -1,9 +1,9 @@
-"""What the configuration tree offers, read from the tree itself: each group's options, the
-values of each configuration column in their canonical order, and the experiments with what they
-sweep. It is the one source of those lists: the report's labels and orders, the Makefile's
-experiment list (the files of ``conf/experiment``) and the tests' grids all derive from it.
+"""What the configuration offers: each column's values in canonical order (from
+`bench.registry`) and the experiments of ``conf/experiment`` with what they sweep. The report's
+labels and orders, the Makefile's experiment list (the files of ``conf/experiment``) and the
+tests' grids derive from here.
 
-Torch-free (YAML and the config enums only), so the report can use it.
+Torch-free (YAML and the registry only), so the report can use it.
 """
 
 from __future__ import annotations
@@ -11,40 +11,27 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from . import config
+from bench import registry
 
 #: the configuration tree, shipped inside the package
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
-#: config groups with one YAML file per option
-GROUPS = ("framework", "activation", "optimizer", "loss", "init")
+#: config groups: the framework choice (one YAML file per option) and every component kind
+GROUPS = ("framework", *registry.KINDS)
 
-#: table columns that name a configuration, and the enum that types each (None: free labels,
-#: whose values are the group's file names)
-COLUMN_ENUMS: dict[str, type[Enum] | None] = {
-    "framework": config.FrameworkName,
-    "activation": config.ActivationName,
-    "optimizer": None,
-    "loss": config.LossName,
-    "init": config.InitName,
-    "dtype": config.DType,
-    "vary": config.Vary,
-    "engine": config.Engine,
-    "dataset": config.DatasetName,
-    "model": config.ModelName,
-}
-CONFIG_COLUMNS: tuple[str, ...] = tuple(COLUMN_ENUMS)
-#: sweep keys that set a column: ``model.name=mlp,cnn`` sweeps the ``model`` column
-SWEEP_KEYS = {"data.name": "dataset", "model.name": "model"}
+#: table columns that name a configuration
+CONFIG_COLUMNS: tuple[str, ...] = registry.COLUMNS
 
 
 def options(group: str) -> tuple[str, ...]:
-    """The options of a config group: the names of its YAML files, sorted."""
+    """The options of a config group: a component kind's registry entries; the framework
+    group's YAML files."""
+    if group in registry.KINDS:
+        return tuple(registry.entries(group))
     directory = CONF_DIR / group
     if not directory.is_dir():
         raise ValueError(f"no config group {group!r} in {CONF_DIR}")
@@ -64,11 +51,11 @@ class Experiment:
     lr_grid: tuple[float, ...] = ()
     """The learning rates each of its jobs trains (empty: one, ``optimizer.lr``)."""
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
-    """Column values it sets apart from its defaults list: ``{"dataset": "digits"}``."""
+    """Column values it sets apart from its defaults list: ``{"engine": "sequential"}``."""
 
     def fixed(self) -> dict[str, str]:
         """The configuration columns it holds at a value other than the default job's."""
-        out = {k: v for k, v in self.defaults.items() if k in COLUMN_ENUMS and k != "framework"}
+        out = {k: v for k, v in self.defaults.items() if k in CONFIG_COLUMNS and k != "framework"}
         return out | self.settings
 
     @property
@@ -84,9 +71,8 @@ class Experiment:
             names = OmegaConf.load(CONF_DIR / "framework" / f"{option}.yaml").names
             frameworks += [str(name) for name in names if str(name) not in frameworks]
         out = {"framework": tuple(frameworks)} if len(frameworks) > 1 else {}
-        for key, values in self.sweep.items():
-            column = SWEEP_KEYS.get(key, key)
-            if column in COLUMN_ENUMS and column != "framework":
+        for column, values in self.sweep.items():
+            if column in CONFIG_COLUMNS and column != "framework":
                 out[column] = values
         return out
 
@@ -121,9 +107,9 @@ def _experiment(path: Path) -> Experiment:
     sweep = {str(key): _sweep_values(value) for key, value in params.items()}
     grid = tuple(float(lr) for lr in node.get("lr_grid", []))
     settings = {
-        column: str(OmegaConf.select(node, key))
-        for key, column in SWEEP_KEYS.items()
-        if OmegaConf.select(node, key) is not None
+        column: str(node[column])
+        for column in registry.SETTINGS
+        if column != "framework" and column in node
     }
     name = str(node.get("name", path.stem))
     return Experiment(name, _description(path), defaults, sweep, grid, settings)
@@ -146,13 +132,7 @@ def defaults() -> dict[str, str]:
         if isinstance(entry, (dict, DictConfig))
         for key, value in entry.items()
     }
-    nested = {"dataset": "data", "model": "model"}  # columns named by a node's ``name``
-    out = {
-        column: chosen.get(column, str(OmegaConf.select(node, f"{nested[column]}.name")))
-        if column in nested
-        else chosen.get(column, str(node.get(column)))
-        for column in CONFIG_COLUMNS
-    }
+    out = {column: chosen.get(column, str(node.get(column))) for column in CONFIG_COLUMNS}
     names = OmegaConf.load(CONF_DIR / "framework" / f"{out['framework']}.yaml").names
     out["framework"] = str(names[0])
     return out
@@ -160,19 +140,8 @@ def defaults() -> dict[str, str]:
 
 @functools.cache
 def levels() -> dict[str, tuple[str, ...]]:
-    """Every value of each configuration column, in canonical order: the enum's order where the
-    column is typed by one; otherwise the order in which experiments sweep the values, then the
-    group's other options."""
-    out: dict[str, tuple[str, ...]] = {}
-    for column, enum in COLUMN_ENUMS.items():
-        if enum is not None:
-            out[column] = tuple(str(member.value) for member in enum)
-            continue
-        ordered: list[str] = []
-        for experiment in experiments().values():
-            ordered += [v for v in experiment.sweep.get(column, ()) if v not in ordered]
-        out[column] = (*ordered, *(v for v in options(column) if v not in ordered))
-    return out
+    """Every value of each configuration column, in canonical order (the registry's)."""
+    return {column: registry.levels(column) for column in CONFIG_COLUMNS}
 
 
 def main() -> None:

@@ -1,23 +1,24 @@
-"""The report's data set and the generators of the equivalence protocol.
+"""The generators of the equivalence protocol, and one fold's data.
 
 For base seed ``s`` and fold ``k`` three independent ``torch.Generator`` streams are derived:
 ``data`` (train and test points), ``init`` (initial weights) and ``shuffle`` (mini-batch order).
 Seeds come from a SHA-256 of ``(s, k, stream)``, so they are the same in every process and on
 every machine, and changing one stream (say, the mini-batch order) leaves the others alone.
+The datasets themselves are in ``bench.harness.datasets``, one function each.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from .config import DISK_RADIUS
+from .spec import DataSpec
 
 Stream = Literal["data", "init", "shuffle"]
+STREAMS: tuple[Stream, ...] = ("data", "init", "shuffle")
 
 
 def derived_seed(seed: int, fold: int, stream: Stream) -> int:
@@ -31,31 +32,22 @@ def generator(seed: int, fold: int, stream: Stream) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(seed, fold, stream))
 
 
-def disk_dataset(
-    n: int,
-    gen: torch.Generator,
-    radius: float = DISK_RADIUS,
-    center: tuple[float, float] = (0.5, 0.5),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` points uniform in [0, 1]², label 1 inside the disk: x ``(n, 2)``, y ``(n, 1)``.
-
-    Drawn in float64 so that float32 and float64 runs see the same points and labels.
-    """
-    x = torch.rand(n, 2, generator=gen, dtype=torch.float64)
-    inside = (x - torch.tensor(center, dtype=torch.float64)).square().sum(1) < radius**2
-    return x, inside.to(torch.float64).unsqueeze(1)
+def stream_fold(vary: str, fold: int, stream: Stream) -> int:
+    """The fold whose draw ``stream`` uses: ``fold`` itself, or, when only another stream varies
+    (``vary=data|init|shuffle``), fold 0's."""
+    return fold if vary in ("all", stream) else 0
 
 
 @dataclass(frozen=True)
 class Split:
     """One fold's training, validation and test tensors (the validation set may be empty)."""
 
-    x_train: torch.Tensor  # (n_train - n_val, 2)
-    y_train: torch.Tensor  # (n_train - n_val, 1)
-    x_test: torch.Tensor  # (n_test, 2)
-    y_test: torch.Tensor  # (n_test, 1)
-    x_val: torch.Tensor  # (n_val, 2)
-    y_val: torch.Tensor  # (n_val, 1)
+    x_train: torch.Tensor  # (n_train - n_val, *shape)
+    y_train: torch.Tensor  # (n_train - n_val, 1) for a binary task, (n_train - n_val,) classes
+    x_test: torch.Tensor  # (n_test, *shape)
+    y_test: torch.Tensor
+    x_val: torch.Tensor  # (n_val, *shape)
+    y_val: torch.Tensor
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Split:
         """On ``device``, floating tensors in ``dtype`` (class indices stay int64)."""
@@ -67,45 +59,13 @@ class Split:
         )
 
 
-@functools.cache
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    # Imported here: only the digits task needs scikit-learn. load_digits reads the copy that
-    # ships inside the package (never a download, unlike sklearn's fetch_* functions).
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.as_tensor(digits.images, dtype=torch.float64) / 16.0  # pixel values 0..16
-    return images.unsqueeze(1), torch.as_tensor(digits.target, dtype=torch.int64)
-
-
-def digits_dataset(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 handwritten digits in an order drawn from ``gen``: images
-    ``(1797, 1, 8, 8)`` scaled to [0, 1] (float64), labels ``(1797,)`` int64 in 0..9."""
-    images, labels = _digits()
-    order = torch.randperm(len(labels), generator=gen)
-    return images[order], labels[order]
-
-
-def fold_split(
-    seed: int,
-    fold: int,
-    n_train: int = 1000,
-    n_test: int = 1000,
-    radius: float = DISK_RADIUS,
-    n_val: int = 0,
-    dataset: str = "disk",
-) -> Split:
-    """Train and test sets of one fold, both drawn from the fold's ``data`` stream (``disk``:
-    fresh points; ``digits``: a random split of the 1,797 images); the last ``n_val`` of the
-    ``n_train`` training points are held out as the validation set (so the points are the same
-    whatever ``n_val``)."""
-    gen = generator(seed, fold, "data")
-    if dataset == "digits":
-        images, labels = digits_dataset(gen)
-        x, y = images[:n_train], labels[:n_train]
-        x_test, y_test = images[n_train : n_train + n_test], labels[n_train : n_train + n_test]
-    else:
-        x, y = disk_dataset(n_train, gen, radius)
-        x_test, y_test = disk_dataset(n_test, gen, radius)
-    fit = n_train - n_val
+def fold_split(data: DataSpec, seed: int, fold: int) -> Split:
+    """Train and test sets of one fold, drawn from the fold's ``data`` stream by the dataset's
+    function; the last ``n_val`` of the ``n_train`` training points are held out as the
+    validation set (so the points are the same whatever ``n_val``)."""
+    draw = data.dataset.entry.load()
+    x, y, x_test, y_test = draw(
+        data.n_train, data.n_test, generator(seed, fold, "data"), **data.dataset.kwargs()
+    )
+    fit = data.n_train - data.n_val
     return Split(x[:fit], y[:fit], x_test, y_test, x[fit:], y[fit:])

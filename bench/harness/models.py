@@ -1,142 +1,160 @@
-"""Everything one fold trains, built from the job's config: the custom model, its loss and
-optimizer, and (for ``framework=both``) the torch.nn twin loaded with the same initial state."""
+"""The framework pieces of a job, built from its spec: the model (its architecture is a registry
+entry: `mlp`, `cnn`), the loss and the optimizer; and `check`, which builds them once before any
+training so that a value only the piece itself refuses stops the job with a configuration error.
+Their torch twins are built in ``reference``."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 import framework as fw
 
-from . import config
-from .reference import stacked_twin, torch_loss, torch_optimizer, torch_twin
-from .training import Adapter, CustomAdapter, TorchAdapter
+from .spec import Component, ConfigError, JobSpec
 
-ACTIVATIONS = {"relu": fw.ReLU, "tanh": fw.Tanh}  # the ones without a parameter
-LOSSES = {"mse": fw.MSELoss, "bce": fw.BCELoss, "ce": fw.CrossEntropyLoss}
-#: (input shape of one example, outputs) of each dataset
-SHAPES = {"disk": ((2,), 1), "digits": ((1, 8, 8), 10)}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-
-def activation(cfg: DictConfig) -> fw.Module:
-    """The hidden layers' activation, with its parameter where it has one."""
-    name = cfg.activation.name.value
-    if name == "leaky_relu":
-        return fw.LeakyReLU(cfg.activation.negative_slope)
-    if name == "elu":
-        return fw.ELU(cfg.activation.alpha)
-    return ACTIVATIONS[name]()
+Activation = Callable[[], fw.Module]
+"""A new activation layer, as configured."""
 
 
-def mlp(cfg: DictConfig) -> list[fw.Module]:
-    """inputs → width (× hidden_layers) → outputs, the configured activation between layers;
-    a sigmoid on the single output of a binary task, logits for a classification one."""
-    shape, outputs = SHAPES[cfg.data.name.value]
-    dtype = DTYPES[cfg.dtype]
-    widths = [math.prod(shape)] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [outputs]
-    layers: list[fw.Module] = [fw.Flatten()] if len(shape) > 1 else []
+def build_activation(activation: Component) -> fw.Module:
+    """The activation of a registry entry with its options (``fw.LeakyReLU(negative_slope)``)."""
+    return activation.entry.load()(**activation.kwargs())
+
+
+def _head(
+    inputs: int, outputs: int, activation: Activation, dtype: torch.dtype, width: int, depth: int
+) -> list[fw.Module]:
+    """inputs → width (× depth) → outputs, the activation between layers; a sigmoid on a single
+    output (a binary task), class logits otherwise."""
+    widths = [inputs] + [width] * depth + [outputs]
+    layers: list[fw.Module] = []
     for n_in, n_out in itertools.pairwise(widths):
-        layers += [fw.Linear(n_in, n_out, dtype=dtype), activation(cfg)]
+        layers += [fw.Linear(n_in, n_out, dtype=dtype), activation()]
     layers.pop()  # no activation after the output layer
     return [*layers, fw.Sigmoid()] if outputs == 1 else layers
 
 
-def cnn(cfg: DictConfig) -> list[fw.Module]:
-    """The digits CNN: (Conv2d 3×3 - BatchNorm2d - ReLU - MaxPool2d 2) × 2, Flatten, Linear:
-    (N, 1, 8, 8) → (N, 16, 4, 4) → (N, 32, 2, 2) → (N, 10) class logits."""
-    dtype = DTYPES[cfg.dtype]
+def mlp(
+    shape: tuple[int, ...],
+    outputs: int,
+    activation: Activation,
+    dtype: torch.dtype,
+    hidden_width: int,
+    hidden_layers: int,
+) -> list[fw.Module]:
+    """A multilayer perceptron on the flattened example: the report's 2 → 25 → 25 → 25 → 1."""
+    flatten: list[fw.Module] = [fw.Flatten()] if len(shape) > 1 else []
+    head = _head(math.prod(shape), outputs, activation, dtype, hidden_width, hidden_layers)
+    return flatten + head
+
+
+def cnn(
+    shape: tuple[int, ...],
+    outputs: int,
+    activation: Activation,
+    dtype: torch.dtype,
+    hidden_width: int,
+    hidden_layers: int,
+    channels: Iterable[int],
+) -> list[fw.Module]:
+    """(Conv2d 3×3 - BatchNorm2d - activation - MaxPool2d 2) per entry of ``channels``, Flatten,
+    then the MLP head: the digits CNN is (N, 1, 8, 8) → (N, 16, 4, 4) → (N, 32, 2, 2) → (N, 10)
+    class logits."""
+    n_in, height, width = shape
     layers: list[fw.Module] = []
-    for n_in, n_out in ((1, 16), (16, 32)):
+    for n_out in channels:
+        if min(height, width) < 2:
+            raise ValueError(
+                f"channels {list(channels)}: each block halves the {shape[1]}×{shape[2]} image; "
+                "it is gone before the last one"
+            )
         layers += [
             fw.Conv2d(n_in, n_out, 3, padding=1, dtype=dtype),
             fw.BatchNorm2d(n_out, dtype=dtype),
-            fw.ReLU(),
+            activation(),
             fw.MaxPool2d(2),
         ]
-    return [*layers, fw.Flatten(), fw.Linear(32 * 2 * 2, 10, dtype=dtype)]
+        n_in, height, width = n_out, height // 2, width // 2
+    head = _head(n_in * height * width, outputs, activation, dtype, hidden_width, hidden_layers)
+    return [*layers, fw.Flatten(), *head]
 
 
-def build_model(cfg: DictConfig, generator: torch.Generator) -> fw.Sequential:
-    """The configured model, initialised from ``generator`` (on the CPU, so the draws are the
-    same on any device), then moved to the job's device."""
-    layers = cnn(cfg) if cfg.model.name.value == "cnn" else mlp(cfg)
-    model = fw.Sequential(*layers, init=cfg.init.name.value, generator=generator)
-    return model.to(device=cfg.device)  # type: ignore[return-value]
+def build_model(job: JobSpec, generator: torch.Generator) -> fw.Sequential:
+    """The job's model, initialised from ``generator`` (on the CPU, so the draws are the same on
+    any device), then moved to the job's device."""
+    dataset = job.data.entry
+    build = job.model.model.entry.load()
+    activation = functools.partial(build_activation, job.model.activation)
+    dtype = DTYPES[job.engine.dtype]
+    layers = build(dataset.shape, dataset.outputs, activation, dtype, **job.model.model.kwargs())
+    model = fw.Sequential(*layers, init=job.model.init, generator=generator)
+    return model.to(device=job.engine.device)  # type: ignore[return-value]
 
 
-def optimizer_options(cfg: DictConfig, lr: float | None = None) -> dict[str, Any]:
-    """The optimizer's keyword arguments (``lr`` replaced when given)."""
-    options = {k: v for k, v in OmegaConf.to_container(cfg.optimizer).items() if k != "name"}
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    return options if lr is None else {**options, "lr": lr}
+def build_loss(loss: Component) -> fw.Loss:
+    return loss.entry.load()(**loss.kwargs())
 
 
-def build_optimizer(cfg: DictConfig, model: fw.Module) -> fw.optim.Optimizer:
-    return getattr(fw.optim, config.algorithm(cfg))(model.parameters(), **optimizer_options(cfg))
+def build_optimizer(
+    optimizer: Component, params: Iterable[fw.Parameter], lr: float | torch.Tensor | None = None
+) -> fw.optim.Optimizer:
+    """The configured optimizer over ``params`` (``lr`` replaced when given: a float, or a
+    per-model tensor for a stack)."""
+    options = optimizer.kwargs() | ({} if lr is None else {"lr": lr})
+    return optimizer.entry.load()(params, **options)
 
 
-def stack_problem(cfg: DictConfig) -> str | None:
-    """Why the configured model cannot be trained stacked (None if it can)."""
-    on_cpu = cfg.copy()
-    on_cpu.device = "cpu"
-    model = build_model(on_cpu, torch.Generator().manual_seed(0))
+def _refused(node: str, component: Component, error: Exception) -> ConfigError:
+    """A piece's refusal as a configuration error naming the option it is about (the first
+    option the message mentions)."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    mentioned = [
+        (match.start(), key)
+        for key in component.kwargs()
+        if (match := re.search(rf"\b{re.escape(key)}\b", text))
+    ]
+    if mentioned:
+        key = min(mentioned)[1]
+        value = component[key]
+        value = list(value) if isinstance(value, tuple) else value
+        return ConfigError(f"{node}.{key}={value!r} is not allowed: {text}")
+    return ConfigError(f"{node}={component.name} is not allowed: {text}")
+
+
+def _built(node: str, component: Component, make: Callable[[], Any]) -> Any:
     try:
-        fw.stack([model, model])
-    except (TypeError, ValueError) as error:
-        return str(error)
-    return None
+        return make()
+    except (ValueError, TypeError) as error:
+        raise _refused(node, component, error) from error
 
 
-def frameworks(cfg: DictConfig) -> list[str]:
-    return [str(name.value) for name in cfg.framework.names]
-
-
-def stacked_adapters(
-    cfg: DictConfig,
-    generators: Sequence[torch.Generator],
-    lrs: Sequence[float],
-    names: Sequence[str] | None = None,
-) -> dict[str, Adapter]:
-    """One adapter per configured framework for M models trained as one program: model m
-    initialised from ``generators[m]`` and trained at ``lrs[m]``. The custom framework stacks
-    them (`framework.stack`, a per-model learning-rate tensor); torch.nn's peer is the
-    `reference.StackedTwin` (torch.func) of the same initial weights, which takes one learning
-    rate: a job groups its models by learning rate for it."""
-    names = names or frameworks(cfg)
-    models = [build_model(cfg, generator) for generator in generators]
-    criterion = LOSSES[cfg.loss.name.value]()
-    built: dict[str, Adapter] = {}
-    if "torch" in names:  # the twins copy the states before any training
-        (lr,) = set(lrs)
-        options = optimizer_options(cfg, lr)
-        built["torch"] = stacked_twin(models, criterion, config.algorithm(cfg), options)
-    if "custom" in names:
-        stacked = fw.stack(models)
-        device = stacked.parameters().__next__().device
-        rates = torch.tensor(list(lrs), dtype=DTYPES[cfg.dtype], device=device)
-        optimizer = getattr(fw.optim, config.algorithm(cfg))(
-            stacked.parameters(), **optimizer_options(cfg, rates)
-        )
-        built["custom"] = CustomAdapter(stacked, fw.StackedLoss(criterion), optimizer)
-    return {name: built[name] for name in names}
-
-
-def adapters(cfg: DictConfig, generator: torch.Generator) -> dict[str, Adapter]:
-    """Freshly initialised adapters, one per configured framework, all from one initial state."""
-    model = build_model(cfg, generator)
-    criterion = LOSSES[cfg.loss.name.value]()
-    optimizer = build_optimizer(cfg, model)
-    built: dict[str, Adapter] = {}
-    if "torch" in frameworks(cfg):  # the twin copies the state before any training
-        twin = torch_twin(model)
-        built["torch"] = TorchAdapter(twin, torch_loss(criterion), torch_optimizer(optimizer, twin))
-    if "custom" in frameworks(cfg):
-        built["custom"] = CustomAdapter(model, criterion, optimizer)
-    return {name: built[name] for name in frameworks(cfg)}
+def check(job: JobSpec) -> None:
+    """Build every piece of the job once (on the CPU, tiny data): a value that only the piece
+    refuses (``optimizer.nesterov=true`` without momentum, a radius outside the square) raises a
+    ConfigError naming the key, before anything trains. With the stacked engine, also stack two
+    models."""
+    data, on_cpu = job.data, dataclasses.replace(job.engine, device="cpu")
+    draw = data.dataset.entry.load()
+    generator = torch.Generator().manual_seed(0)
+    _built("data", data.dataset, lambda: draw(1, 1, generator, **data.dataset.kwargs()))
+    _built("activation", job.model.activation, lambda: build_activation(job.model.activation))
+    _built("loss", job.training.loss, lambda: build_loss(job.training.loss))
+    job = dataclasses.replace(job, engine=on_cpu)
+    model = _built("model", job.model.model, lambda: build_model(job, generator))
+    _built("optimizer", job.optimizer, lambda: build_optimizer(job.optimizer, model.parameters()))
+    if job.engine.name == "stacked":
+        try:
+            fw.stack([model, model])
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"engine='stacked' is not allowed: {error} (use engine=sequential)"
+            ) from error

@@ -1,18 +1,25 @@
 """The torch.nn twin of a framework model: same architecture, same initial state.
 
 This is the one place the harness translates between the two libraries: module by module,
-loss by loss, optimizer by optimizer, with the same names and arguments on both sides.
+loss by loss, optimizer by optimizer, with the same names and arguments on both sides. What a
+config chooses (activations, losses, optimizers) is twinned through its registry entry; the
+architecture's own layers (Linear, Conv2d, BatchNorm, ...) here.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 
 import framework as fw
+from bench import registry
+
+from .metrics import errors
+from .spec import Component
 
 
 class SameMaskDropout(torch.nn.Dropout):
@@ -55,9 +62,27 @@ def torch_module(module: fw.Module) -> torch.nn.Module:
     return twin
 
 
+def hyperparameters(module: fw.Module) -> dict[str, Any]:
+    """A layer's constructor arguments, read back from the attributes of the same names (the
+    framework's rule for element-wise layers, as torch's)."""
+    names = list(inspect.signature(type(module).__init__).parameters)[1:]
+    return {name: getattr(module, name) for name in names if hasattr(module, name)}
+
+
+def _registered(kind: str, piece: type) -> registry.Entry | None:
+    """The registry entry whose framework piece is ``piece`` (None if there is none)."""
+    for entry in registry.entries(kind).values():
+        if entry.build is not None and entry.load() is piece:
+            return entry
+    return None
+
+
 def _torch_module(module: fw.Module) -> torch.nn.Module:
     if isinstance(module, fw.Sequential):
         return torch.nn.Sequential(*(torch_module(m) for m in module))
+    activation = _registered("activation", type(module))
+    if activation is not None:  # every activation of the harness: torch's from the registry
+        return activation.load_twin()(**hyperparameters(module))
     if isinstance(module, fw.Linear):
         weight = module.weight.data
         return torch.nn.Linear(
@@ -67,13 +92,8 @@ def _torch_module(module: fw.Module) -> torch.nn.Module:
             device=weight.device,
             dtype=weight.dtype,
         )
-    simple = {fw.ReLU: torch.nn.ReLU, fw.Tanh: torch.nn.Tanh, fw.Sigmoid: torch.nn.Sigmoid}
-    if type(module) in simple:
-        return simple[type(module)]()
-    if isinstance(module, fw.LeakyReLU):
-        return torch.nn.LeakyReLU(module.negative_slope)
-    if isinstance(module, fw.ELU):
-        return torch.nn.ELU(module.alpha)
+    if isinstance(module, fw.Sigmoid):  # the output layer of a binary task, not a choice
+        return torch.nn.Sigmoid()
     if isinstance(module, fw.Conv2d):
         weight = module.weight.data
         return torch.nn.Conv2d(
@@ -87,7 +107,7 @@ def _torch_module(module: fw.Module) -> torch.nn.Module:
             dtype=weight.dtype,
         )
     if isinstance(module, fw.MaxPool2d):
-        return torch.nn.MaxPool2d(module.kernel_size, module.stride)
+        return torch.nn.MaxPool2d(module.kernel_size, module.stride, padding=module.padding)
     if isinstance(module, fw.Flatten):
         return torch.nn.Flatten(module.start_dim, module.end_dim)
     if isinstance(module, (fw.BatchNorm1d, fw.BatchNorm2d)):
@@ -121,28 +141,22 @@ def torch_twin(model: fw.Module) -> torch.nn.Module:
 
 
 def torch_loss(criterion: fw.Loss) -> torch.nn.Module:
-    """torch.nn.MSELoss / BCELoss / CrossEntropyLoss with the same reduction."""
-    losses = {
-        fw.MSELoss: torch.nn.MSELoss,
-        fw.BCELoss: torch.nn.BCELoss,
-        fw.CrossEntropyLoss: torch.nn.CrossEntropyLoss,
-    }
-    return losses[type(criterion)](reduction=criterion.reduction)
+    """torch.nn's criterion of the same registry entry (MSELoss, BCELoss, CrossEntropyLoss),
+    with the same reduction."""
+    entry = _registered("loss", type(criterion))
+    if entry is None:
+        raise TypeError(f"no torch.nn equivalent known for {type(criterion).__name__}")
+    return entry.load_twin()(reduction=criterion.reduction)
 
 
-_OPTIMIZERS: dict[type, Any] = {
-    fw.optim.SGD: torch.optim.SGD,
-    fw.optim.Adam: torch.optim.Adam,
-    fw.optim.RMSprop: torch.optim.RMSprop,
-}
-
-
-def torch_optimizer(optimizer: fw.optim.Optimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """torch.optim's optimizer of the same class and hyperparameters over ``model``
-    (torch's own implementation choice left at its default, as a user would have it)."""
-    (group,) = optimizer.param_groups  # the harness builds one group
-    options = {key: value for key, value in group.items() if key != "params"}
-    return _OPTIMIZERS[type(optimizer)](model.parameters(), **options)
+def torch_optimizer(
+    optimizer: Component, params: Iterable[torch.Tensor], lr: float | None = None
+) -> torch.optim.Optimizer:
+    """torch.optim's optimizer of the configured entry over ``params``, with the same
+    hyperparameters (``lr`` replaced when given; torch's own implementation choice left at its
+    default, as a user would have it)."""
+    options = optimizer.kwargs() | ({} if lr is None else {"lr": lr})
+    return optimizer.entry.load_twin()(params, **options)
 
 
 class StackedTwin:
@@ -161,8 +175,7 @@ class StackedTwin:
         self,
         twins: Sequence[torch.nn.Module],
         criterion: torch.nn.Module,
-        optimizer: type[torch.optim.Optimizer],
-        options: dict[str, Any],
+        optimizer: Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer],
     ) -> None:
         self.models = len(twins)
         self.params, self.buffers = torch.func.stack_module_state(list(twins))
@@ -177,7 +190,7 @@ class StackedTwin:
         self._predict = torch.func.vmap(predict)
         self._loss = torch.func.vmap(loss)
         self._criterion = torch.func.vmap(criterion)
-        self.optimizer = optimizer(self.params.values(), **options)
+        self.optimizer = optimizer(self.params.values())
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.optimizer.zero_grad()
@@ -185,8 +198,6 @@ class StackedTwin:
         self.optimizer.step()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-        from .training import errors  # the harness's own error rate, for both frameworks
-
         with torch.no_grad():
             prediction = self._predict(self.params, self.buffers, x)
             ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
@@ -201,13 +212,3 @@ class StackedTwin:
             torch.where(ok, losses, nan).double().tolist(),
             torch.where(ok, errs.to(losses.dtype), nan).double().tolist(),
         )
-
-
-def stacked_twin(
-    models: Sequence[fw.Module], criterion: fw.Loss, algorithm: str, options: dict[str, Any]
-) -> StackedTwin:
-    """The `StackedTwin` of M framework models (their current states) and their loss, trained
-    by ``torch.optim.<algorithm>(**options)`` (one value per hyperparameter: torch.optim takes
-    no per-model learning rate, so a grid of learning rates is one `StackedTwin` per rate)."""
-    twins = [torch_twin(model) for model in models]
-    return StackedTwin(twins, torch_loss(criterion), getattr(torch.optim, algorithm), options)

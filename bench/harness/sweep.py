@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config
+from . import config, models
 
 log = logging.getLogger("bench")
 
@@ -52,7 +52,8 @@ def job_problem(master: DictConfig, overrides: list[str]) -> str | None:
     """Why the job of these overrides cannot run (None if it can), in one line."""
     loader = GlobalHydra.instance().config_loader()
     try:
-        config.validate(loader.load_sweep_config(master_config=master, sweep_overrides=overrides))
+        cfg = loader.load_sweep_config(master_config=master, sweep_overrides=overrides)
+        models.check(config.job_spec(cfg))
     except config.ConfigError as error:
         return str(error)
     except (HydraException, OmegaConfBaseException) as error:

@@ -18,6 +18,7 @@ import torch
 import framework as fw
 
 from .data import Split
+from .metrics import errors
 from .results import EpochRecord
 
 
@@ -33,22 +34,6 @@ class Adapter(Protocol):
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         """Per model: (mean loss, error rate) on a whole set, without training."""
-
-
-def errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per model, the fraction of examples misclassified (an exact count / n, not a float32
-    mean): on the wrong side of 0.5 for a binary task, whose argmax logit is not the class for
-    class indices. ``prediction`` and ``target`` carry a leading model dimension."""
-    if target.is_floating_point():
-        wrong = ((prediction > 0.5) != (target > 0.5)).flatten(1)
-    else:
-        wrong = prediction.argmax(dim=-1) != target
-    return wrong.sum(dim=1) / wrong.shape[1]
-
-
-def _finite(losses: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
-    """Per model, whether its predictions (and so its loss) are finite."""
-    return torch.isfinite(predictions.flatten(1)).all(dim=1) & torch.isfinite(losses)
 
 
 def _per_model(losses: torch.Tensor, errs: torch.Tensor, ok: torch.Tensor):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import registry
 from bench.harness import catalog, collect
 from bench.harness.catalog import CONFIG_COLUMNS
 
@@ -30,53 +31,11 @@ experiment that does not sweep a column holds it at."""
 LEVELS: dict[str, tuple[str, ...]] = catalog.levels()
 """Every known value of each configuration column, in the order figures and tables use."""
 
-LABELS: dict[str, str] = {
-    "custom": "Custom framework",
-    "torch": "PyTorch (torch.nn)",
-    "relu": "ReLU",
-    "tanh": "Tanh",
-    "leaky_relu": "LeakyReLU",
-    "elu": "ELU",
-    "sgd": "SGD",
-    "sgd_momentum": "SGD + momentum",
-    "adam": "Adam",
-    "rmsprop": "RMSprop",
-    "mse": "MSE",
-    "bce": "BCE",
-    "ce": "cross-entropy",
-    "default": "torch default",
-    "xavier_uniform": "Xavier uniform",
-    "xavier_normal": "Xavier normal",
-    "kaiming_uniform": "Kaiming uniform",
-    "kaiming_normal": "Kaiming normal",
-    "float32": "float32",
-    "float64": "float64",
-    "stacked": "stacked",
-    "sequential": "sequential",
-    "all": "all streams",
-    "data": "data (points)",
-    "init": "init (weights)",
-    "shuffle": "shuffle (batch order)",
-    "disk": "disk (2-d points)",
-    "digits": "digits (8×8 images)",
-    "mlp": "MLP",
-    "cnn": "CNN",
-}
-"""The display label of every value in ``LEVELS`` (a test checks none is missing)."""
+LABELS: dict[str, str] = registry.labels()
+"""The display label of every value in ``LEVELS`` (the registry's)."""
 
-COLUMN_TITLES: dict[str, str] = {
-    "framework": "Framework",
-    "activation": "Activation",
-    "optimizer": "Optimizer",
-    "loss": "Loss",
-    "init": "Initializer",
-    "dtype": "dtype",
-    "vary": "Varying stream",
-    "engine": "Engine",
-    "dataset": "Dataset",
-    "model": "Model",
-    "lr": "lr",
-}
+COLUMN_TITLES: dict[str, str] = registry.TITLES
+"""Each configuration column's title."""
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "experiment",

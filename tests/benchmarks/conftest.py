@@ -22,11 +22,11 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from omegaconf import DictConfig
 from pairing import paired_blocks
 from pytest_benchmark.utils import load_timer
 
 from bench.harness import config
+from bench.harness.spec import JobSpec
 
 THREADS = 1
 
@@ -35,19 +35,20 @@ THREADS = 1
 config.register()
 
 
-def shapes(cfg: DictConfig) -> dict[str, object]:
+def shapes(job: JobSpec) -> dict[str, object]:
     """What a reader needs to know of the measured configuration."""
-    widths = [2] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [1]
+    model = job.model.model
+    widths = [2] + [model["hidden_width"]] * model["hidden_layers"] + [1]
     return {
         "layers": "-".join(map(str, widths)),
-        "hidden_width": cfg.model.hidden_width,
-        "batch_size": cfg.batch_size,
-        "n_train": cfg.data.n_train,
-        "activation": str(cfg.activation.name.value),
-        "loss": str(cfg.loss.name.value),
-        "optimizer": cfg.optimizer.name,
-        "dtype": str(cfg.dtype.value),
-        "device": cfg.device,
+        "hidden_width": model["hidden_width"],
+        "batch_size": job.training.batch_size,
+        "n_train": job.data.n_train,
+        "activation": job.model.activation.name,
+        "loss": job.training.loss.name,
+        "optimizer": job.optimizer.name,
+        "dtype": job.engine.dtype,
+        "device": job.engine.device,
     }
 
 
@@ -62,10 +63,10 @@ def one_thread():
 
 @pytest.fixture
 def record(benchmark, one_thread):
-    """``record(group, cfg, framework, **more)``: name the benchmark's group and fill its
+    """``record(group, job, framework, **more)``: name the benchmark's group and fill its
     ``extra_info`` (threads, versions, shapes) before it runs."""
 
-    def _record(group: str, cfg: DictConfig, framework: str, **more: object) -> None:
+    def _record(group: str, job: JobSpec, framework: str, **more: object) -> None:
         benchmark.group = group
         benchmark.extra_info.update(
             {
@@ -73,7 +74,7 @@ def record(benchmark, one_thread):
                 "threads": one_thread,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
-                **shapes(cfg),
+                **shapes(job),
                 **more,
             }
         )

@@ -4,8 +4,8 @@ pytest-benchmark prints them together with its relative column. ``make bench`` t
 
 - ``run-sgd``, ``run-adam``: a whole training run of the Table III job (2-25-25-25-1, ReLU, MSE,
   1000 points, batch 100, 100 epochs) through the harness's own loop, ``bench.training.train``,
-  with the adapters ``bench.models.adapters`` builds: what the sweep runs. Each round starts from a
-  fresh model (untimed setup), since training changes the weights.
+  with the adapters ``bench.harness.engines.adapter`` builds: what the sweep runs. Each round
+  starts from a fresh model (untimed setup), since training changes the weights.
 - ``step-sgd``, ``step-adam``: one training step (forward, loss, backward, optimizer step)
   through the same adapters, on the same model round after round. A step costs the same
   whatever the weights' values (the shapes fix the work), so the model keeps training over the
@@ -29,12 +29,11 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 from pairing import paired_blocks
 
-from bench.harness import data, models
+from bench.harness import config, data, engines
+from bench.harness.spec import JobSpec
 from bench.harness.training import CustomAdapter, TorchAdapter, train
 
 CONF = Path(__file__).resolve().parents[2] / "bench" / "conf"
@@ -48,42 +47,37 @@ BATCHES = [10, 100, 1000]
 
 
 @functools.cache
-def _compose(overrides: tuple[str, ...]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose("config", overrides=list(overrides))
-
-
-def job_config(*overrides: str) -> DictConfig:
+def job_config(*overrides: str) -> JobSpec:
     """The job ``python -m bench framework=both folds=1 OVERRIDES`` runs (by default the
-    Table III job)."""
-    return _compose(("framework=both", "folds=1", *overrides))
+    Table III job), as the spec the harness trains."""
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        job = compose("config", overrides=["framework=both", "folds=1", *overrides])
+    return config.job_spec(job)
 
 
-def fold_data(cfg: DictConfig, fold: int = 0) -> data.Split:
-    """The fold's data on the job's device and dtype, as ``app.run_fold`` makes them."""
-    d = cfg.data
-    split = data.fold_split(
-        cfg.seed, fold, d.n_train, d.n_test, d.radius, d.n_val, d.name.value
-    )  # fmt: skip
-    return split.to(torch.device(cfg.device), models.DTYPES[cfg.dtype])
+def fold_data(job: JobSpec, fold: int = 0) -> data.Split:
+    """The fold's data on the job's device and dtype, as the engines make them."""
+    return engines.split(job, fold)
 
 
-def fresh_adapter(cfg: DictConfig, framework: str) -> CustomAdapter | TorchAdapter:
-    """A freshly initialised adapter of ``framework``, from fold 0's initial weights (the same
-    for both frameworks, as in the sweep)."""
-    return models.adapters(cfg, data.generator(cfg.seed, 0, "init"))[framework]
+def fresh_adapter(job: JobSpec, framework: str) -> CustomAdapter | TorchAdapter:
+    """A freshly initialised adapter of ``framework`` (one model, as the sequential engine
+    trains it), from fold 0's initial weights (the same for both frameworks, as in the sweep)."""
+    init = engines.stream(job, 0, "init")
+    return engines.adapter(job, framework, [init], job.training.lrs, stacked=False)
 
 
-def _minibatches(cfg: DictConfig, split: data.Split):
-    """The fold's training points in fixed mini-batches of ``cfg.batch_size``, cycled forever."""
-    x, y = split.x_train.split(cfg.batch_size), split.y_train.split(cfg.batch_size)
+def _minibatches(job: JobSpec, split: data.Split):
+    """The fold's training points in fixed mini-batches of the job's batch size, cycled."""
+    size = job.training.batch_size
+    x, y = split.x_train.split(size), split.y_train.split(size)
     return itertools.cycle(list(zip(x, y, strict=True)))
 
 
-def _stepper(cfg: DictConfig, framework: str, split: data.Split):
+def _stepper(job: JobSpec, framework: str, split: data.Split):
     """``(step, finite)`` of a fresh ``framework`` adapter on the fold's mini-batches, cycled."""
-    adapter = fresh_adapter(cfg, framework)
-    batches = _minibatches(cfg, split)
+    adapter = fresh_adapter(job, framework)
+    batches = _minibatches(job, split)
 
     def step() -> None:
         adapter.step(*next(batches))
@@ -95,12 +89,12 @@ def _stepper(cfg: DictConfig, framework: str, split: data.Split):
     return step, finite
 
 
-def _time_steps(interleaved, cfg: DictConfig, framework: str) -> None:
+def _time_steps(interleaved, job: JobSpec, framework: str) -> None:
     """Time ``adapter.step``, interleaved with the other framework's step (conftest), then check
     that the model is still finite after all those steps."""
-    split = fold_data(cfg)
-    step, finite = _stepper(cfg, framework, split)
-    other, _ = _stepper(cfg, next(f for f in FRAMEWORKS if f != framework), split)
+    split = fold_data(job)
+    step, finite = _stepper(job, framework, split)
+    other, _ = _stepper(job, next(f for f in FRAMEWORKS if f != framework), split)
     interleaved(step, other)
     assert finite(), f"{framework} diverged while being timed"
 
@@ -109,30 +103,30 @@ def _time_steps(interleaved, cfg: DictConfig, framework: str) -> None:
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_training_run(benchmark, record, timer, framework, optimizer):
     epochs = RUN_EPOCHS if benchmark.enabled else 2
-    cfg = job_config(f"optimizer={optimizer}", f"epochs={epochs}")
-    split = fold_data(cfg)
+    job = job_config(f"optimizer={optimizer}", f"epochs={epochs}")
+    split = fold_data(job)
     harness_seconds: list[float] = []
     before: list[float] = []  # the other framework's run before each round (the warm-up's first)
 
     other = next(f for f in FRAMEWORKS if f != framework)
 
     def setup():
-        shuffle = data.generator(cfg.seed, 0, "shuffle")
+        shuffle = data.generator(job.training.seed, 0, "shuffle")
         if benchmark.enabled:  # interleaved: a run of the other framework first, timed aside
-            adapter = fresh_adapter(cfg, other)
+            adapter = fresh_adapter(job, other)
             began = timer()
-            train(adapter, split, cfg.epochs, cfg.batch_size, shuffle)
+            train(adapter, split, job.training.epochs, job.training.batch_size, shuffle)
             before.append(timer() - began)
-            shuffle = data.generator(cfg.seed, 0, "shuffle")
-        return (fresh_adapter(cfg, framework), shuffle), {}
+            shuffle = data.generator(job.training.seed, 0, "shuffle")
+        return (fresh_adapter(job, framework), shuffle), {}
 
     def run(adapter, shuffle):
-        result = train(adapter, split, cfg.epochs, cfg.batch_size, shuffle)
+        result = train(adapter, split, job.training.epochs, job.training.batch_size, shuffle)
         harness_seconds.append(result.epochs[-1].train_seconds)
         return result
 
-    steps = epochs * math.ceil(cfg.data.n_train / cfg.batch_size)
-    record(f"run-{optimizer}", cfg, framework, epochs=epochs, steps=steps)
+    steps = epochs * math.ceil(job.data.n_train / job.training.batch_size)
+    record(f"run-{optimizer}", job, framework, epochs=epochs, steps=steps)
     result = benchmark.pedantic(run, setup=setup, rounds=RUN_ROUNDS, warmup_rounds=1)
     # The harness's own timer (training steps only: the README's timing rule) in the same rounds,
     # for the direction check against the sweep; pytest-benchmark times the whole train() call.
@@ -145,9 +139,9 @@ def test_training_run(benchmark, record, timer, framework, optimizer):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_training_step(interleaved, record, framework, optimizer):
-    cfg = job_config(f"optimizer={optimizer}")
-    record(f"step-{optimizer}", cfg, framework)
-    _time_steps(interleaved, cfg, framework)
+    job = job_config(f"optimizer={optimizer}")
+    record(f"step-{optimizer}", job, framework)
+    _time_steps(interleaved, job, framework)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -157,10 +151,10 @@ def test_training_step(interleaved, record, framework, optimizer):
     + [pytest.param("adam", 1024, 1000, id="adam-w1024-b1000")],
 )
 def test_scaling(interleaved, record, framework, optimizer, width, batch):
-    cfg = job_config(f"optimizer={optimizer}", f"model.hidden_width={width}", f"batch_size={batch}")
+    job = job_config(f"optimizer={optimizer}", f"model.hidden_width={width}", f"batch_size={batch}")
     prefix = "scale" if optimizer == "sgd" else f"scale-{optimizer}"
-    record(f"{prefix}-w{width}-b{batch}", cfg, framework)
-    _time_steps(interleaved, cfg, framework)
+    record(f"{prefix}-w{width}-b{batch}", job, framework)
+    _time_steps(interleaved, job, framework)
 
 
 #: the digits CNN (bench/harness/models.py `cnn`), as Figure 6 and Table IV train it
@@ -171,9 +165,9 @@ CNN_LAYERS = "conv1-16-bn-relu-pool, conv16-32-bn-relu-pool, linear128-10"
 def test_cnn_training_step(interleaved, record, framework):
     """The report's future work: one SGD+momentum step of the digits CNN at batch 64, custom
     against its torch.nn twin (group ``cnn-step``)."""
-    cfg = job_config("experiment=digits", "hydra.mode=RUN", "model.name=cnn", "batch_size=64")
-    record("cnn-step", cfg, framework, layers=CNN_LAYERS)
-    _time_steps(interleaved, cfg, framework)
+    job = job_config("experiment=digits", "hydra.mode=RUN", "model=cnn", "batch_size=64")
+    record("cnn-step", job, framework, layers=CNN_LAYERS)
+    _time_steps(interleaved, job, framework)
 
 
 def test_paired_blocks_split_rounds_at_each_block_of_the_other_and_take_medians():

@@ -39,7 +39,7 @@ from test_speed import fold_data, job_config
 
 import framework as fw
 from bench.harness import data, models
-from bench.harness.reference import torch_loss, torch_twin
+from bench.harness.reference import torch_loss, torch_optimizer, torch_twin
 
 MODELS = [1, 10, 100, 1000]
 ONE_AFTER_ANOTHER_MODELS = [1, 10, 100]
@@ -77,43 +77,40 @@ def flops_per_model_step(widths: list[int], batch: int, optimizer: str) -> int:
     return forward + backward + UPDATE_FLOPS[optimizer] * parameters
 
 
-def widths(cfg) -> list[int]:
-    return [2] + [cfg.model.hidden_width] * cfg.model.hidden_layers + [1]
+def widths(job) -> list[int]:
+    model = job.model.model
+    return [2] + [model["hidden_width"]] * model["hidden_layers"] + [1]
 
 
-def model_batches(cfg, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def model_batches(job, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``BATCHES`` stacked mini-batches: x ``(BATCHES, count, B, 2)``, y ``(BATCHES, count, B,
     1)``; model m sees the mini-batches of fold m mod 10, starting at a different one."""
-    splits = [fold_data(cfg, fold) for fold in range(min(count, 10))]
+    splits = [fold_data(job, fold) for fold in range(min(count, 10))]
     xs, ys = [], []
     for step in range(BATCHES):
         x_step, y_step = [], []
         for index in range(count):
             split = splits[index % len(splits)]
-            start = ((step + index) % BATCHES) * cfg.batch_size
-            x_step.append(split.x_train[start : start + cfg.batch_size])
-            y_step.append(split.y_train[start : start + cfg.batch_size])
+            start = ((step + index) % BATCHES) * job.training.batch_size
+            x_step.append(split.x_train[start : start + job.training.batch_size])
+            y_step.append(split.y_train[start : start + job.training.batch_size])
         xs.append(torch.stack(x_step))
         ys.append(torch.stack(y_step))
     return torch.stack(xs), torch.stack(ys)
 
 
-def fresh_models(cfg, count: int) -> list[fw.Sequential]:
+def fresh_models(job, count: int) -> list[fw.Sequential]:
     """``count`` framework models, model m initialised from fold m's init stream."""
-    return [models.build_model(cfg, data.generator(cfg.seed, m, "init")) for m in range(count)]
+    seed = job.training.seed
+    return [models.build_model(job, data.generator(seed, m, "init")) for m in range(count)]
 
 
-def optimizer_options(cfg) -> dict:
-    built = models.build_optimizer(cfg, fw.Sequential(fw.Linear(1, 1)))
-    return {key: value for key, value in built.param_groups[0].items() if key != "params"}
-
-
-def stacked_step(cfg, count: int):
+def stacked_step(job, count: int):
     """One step of ``count`` stacked framework models (SGD/Adam from the job config)."""
-    stacked = fw.stack(fresh_models(cfg, count))
+    stacked = fw.stack(fresh_models(job, count))
     criterion = fw.StackedLoss(fw.MSELoss())
-    optimizer = models.build_optimizer(cfg, stacked)
-    xs, ys = model_batches(cfg, count)
+    optimizer = models.build_optimizer(job.optimizer, stacked.parameters())
+    xs, ys = model_batches(job, count)
     batches = itertools.cycle(range(BATCHES))
 
     def step() -> None:
@@ -129,18 +126,18 @@ def stacked_step(cfg, count: int):
     return step, finite
 
 
-def one_after_another_step(cfg, count: int, zero_grad: str = "optimizer"):
+def one_after_another_step(job, count: int, zero_grad: str = "optimizer"):
     """The work of a stacked step without stacking: one step of each of ``count`` framework
     models in turn, each with its own loss and optimizer, on the batches the stacked step
     gives it; gradients zeroed through the optimizer or through the model."""
-    trained = fresh_models(cfg, count)
-    criteria = [models.LOSSES[cfg.loss.name.value]() for _ in trained]
-    optimizers = [models.build_optimizer(cfg, model) for model in trained]
+    trained = fresh_models(job, count)
+    criteria = [models.build_loss(job.training.loss) for _ in trained]
+    optimizers = [models.build_optimizer(job.optimizer, model.parameters()) for model in trained]
     clears = [
         optimizer.zero_grad if zero_grad == "optimizer" else model.zero_grad
         for model, optimizer in zip(trained, optimizers, strict=True)
     ]
-    xs, ys = model_batches(cfg, count)
+    xs, ys = model_batches(job, count)
     batches = itertools.cycle(range(BATCHES))
     each = list(enumerate(zip(trained, criteria, optimizers, clears, strict=True)))
 
@@ -161,12 +158,12 @@ def one_after_another_step(cfg, count: int, zero_grad: str = "optimizer"):
     return step, finite
 
 
-def func_step(cfg, count: int):
+def func_step(job, count: int):
     """The same with torch.func: the M torch.nn twins' parameters stacked, the per-model losses
     vmapped, autograd through their sum, torch.optim over the stacked parameters."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    twins = [torch_twin(model) for model in fresh_models(cfg, count)]
+    twins = [torch_twin(model) for model in fresh_models(job, count)]
     params, buffers = stack_module_state(twins)
     base = copy.deepcopy(twins[0]).to("meta")
 
@@ -174,10 +171,8 @@ def func_step(cfg, count: int):
         return torch.nn.functional.mse_loss(functional_call(base, (p, b), (x,)), y)
 
     losses = vmap(loss)
-    options = optimizer_options(cfg)
-    name = {"sgd": "SGD", "adam": "Adam"}[cfg.optimizer.name]
-    optimizer = getattr(torch.optim, name)(list(params.values()), **options)
-    xs, ys = model_batches(cfg, count)
+    optimizer = torch_optimizer(job.optimizer, list(params.values()))
+    xs, ys = model_batches(job, count)
     batches = itertools.cycle(range(BATCHES))
 
     def step() -> None:
@@ -193,18 +188,17 @@ def func_step(cfg, count: int):
     return step, finite
 
 
-def sequential_step(cfg, framework: str, zero_grad: str):
+def sequential_step(job, framework: str, zero_grad: str):
     """One step of one model: the framework's, or its torch.nn twin with torch.optim."""
     if framework == "custom":
-        return one_after_another_step(cfg, 1, zero_grad)
-    model = fresh_models(cfg, 1)[0]
-    criterion = models.LOSSES[cfg.loss.name.value]()
-    xs, ys = model_batches(cfg, 1)
+        return one_after_another_step(job, 1, zero_grad)
+    model = fresh_models(job, 1)[0]
+    criterion = models.build_loss(job.training.loss)
+    xs, ys = model_batches(job, 1)
     batches = itertools.cycle(range(BATCHES))
     twin = torch_twin(model)
     twin_criterion = torch_loss(criterion)
-    name = {"sgd": "SGD", "adam": "Adam"}[cfg.optimizer.name]
-    twin_optimizer = getattr(torch.optim, name)(twin.parameters(), **optimizer_options(cfg))
+    twin_optimizer = torch_optimizer(job.optimizer, twin.parameters())
     clear = twin_optimizer.zero_grad if zero_grad == "optimizer" else twin.zero_grad
 
     def twin_step() -> None:
@@ -226,20 +220,20 @@ def sequential_step(cfg, framework: str, zero_grad: str):
 @pytest.mark.parametrize("count", MODELS, ids=lambda m: f"m{m}")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_stacked_step(benchmark, interleaved, record, optimizer, contender, count):
-    cfg = job_config(f"optimizer={optimizer}")
+    job = job_config(f"optimizer={optimizer}")
     count = count if benchmark.enabled else min(count, TINY_MODELS)
-    flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
+    flops = flops_per_model_step(widths(job), job.training.batch_size, optimizer)
     record(
         f"stack-{optimizer}-m{count}",
-        cfg,
+        job,
         "custom" if contender == "stacked" else "torch",
         contender=contender,
         models=count,
         flops_per_model_step=flops,
     )
     makers = {"stacked": stacked_step, "func": func_step}
-    step, finite = makers[contender](cfg, count)
-    other, _ = makers["func" if contender == "stacked" else "stacked"](cfg, count)
+    step, finite = makers[contender](job, count)
+    other, _ = makers["func" if contender == "stacked" else "stacked"](job, count)
     interleaved(step, other)
     assert finite(), f"{contender} diverged while being timed"
 
@@ -249,18 +243,18 @@ def test_stacked_step(benchmark, interleaved, record, optimizer, contender, coun
 def test_one_after_another_step(benchmark, interleaved, record, optimizer, count):
     """The stacked step's other peer: the same M models trained one after another, in the
     stacked step's group, interleaved with it (the report's stacked / sequential ratio)."""
-    cfg = job_config(f"optimizer={optimizer}")
+    job = job_config(f"optimizer={optimizer}")
     count = count if benchmark.enabled else min(count, TINY_MODELS)
     record(
         f"stack-{optimizer}-m{count}",
-        cfg,
+        job,
         "custom",
         contender="sequential",
         models=count,
-        flops_per_model_step=flops_per_model_step(widths(cfg), cfg.batch_size, optimizer),
+        flops_per_model_step=flops_per_model_step(widths(job), job.training.batch_size, optimizer),
     )
-    step, finite = one_after_another_step(cfg, count)
-    other, _ = stacked_step(cfg, count)
+    step, finite = one_after_another_step(job, count)
+    other, _ = stacked_step(job, count)
     interleaved(step, other)
     assert finite(), "the models trained one after another diverged while being timed"
 
@@ -270,31 +264,31 @@ def test_one_after_another_step(benchmark, interleaved, record, optimizer, count
 @pytest.mark.parametrize("loss", ["mse", "bce"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_sequential_step(interleaved, record, optimizer, framework, loss, zero_grad):
-    cfg = job_config(f"optimizer={optimizer}", f"loss={loss}")
-    flops = flops_per_model_step(widths(cfg), cfg.batch_size, optimizer)
+    job = job_config(f"optimizer={optimizer}", f"loss={loss}")
+    flops = flops_per_model_step(widths(job), job.training.batch_size, optimizer)
     record(
         f"sequential-{optimizer}-{loss}-{zero_grad}_zero_grad",
-        cfg,
+        job,
         framework,
         contender=f"sequential {framework}",
         models=1,
         zero_grad=zero_grad,
         flops_per_model_step=flops,
     )
-    step, finite = sequential_step(cfg, framework, zero_grad)
-    other, _ = sequential_step(cfg, "torch" if framework == "custom" else "custom", zero_grad)
+    step, finite = sequential_step(job, framework, zero_grad)
+    other, _ = sequential_step(job, "torch" if framework == "custom" else "custom", zero_grad)
     interleaved(step, other)
     assert finite(), f"{framework} diverged while being timed"
 
 
 def test_matmul_peak(benchmark, record):
     """The attainable float32 matrix-product rate of this thread (the roofline's roof)."""
-    cfg = job_config()
+    job = job_config()
     size = PEAK_SIZE if benchmark.enabled else 64
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(size, size, generator=generator)
     b = torch.rand(size, size, generator=generator)
     out = torch.empty(size, size)
-    record("peak", cfg, "peak", contender="torch.mm", size=size, flops=2 * size**3)
+    record("peak", job, "peak", contender="torch.mm", size=size, flops=2 * size**3)
     benchmark(torch.mm, a, b, out=out)
     torch.testing.assert_close(out[:2, :2], a[:2] @ b[:, :2], rtol=1e-4, atol=1e-3)

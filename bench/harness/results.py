@@ -12,6 +12,7 @@ Torch-free: collect and the report read results without importing torch.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -270,20 +271,62 @@ class JobResult:
 # -- provenance -----------------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[2]
 
-#: the code that determines a result's numbers: a change to any of it invalidates old results
-CODE = (
-    "framework/**/*.py",
-    "bench/harness/app.py",
-    "bench/harness/config.py",
-    "bench/harness/data.py",
-    "bench/harness/models.py",
-    "bench/harness/reference.py",
-    "bench/harness/training.py",
-)
+#: the project's own packages
+PACKAGES = ("framework", "bench")
+#: the job's entry point: every project module it imports, directly or not, and every module the
+#: registry names (imported when a job builds a component) is code that can change a result
+JOB = "bench.harness.app"
 
 
-#: where that code lives, for ``git status``
-CODE_PATHS = ("framework", "bench", "pyproject.toml", "constraints.txt")
+def _source(module: str, root: Path) -> Path | None:
+    """The file of a project module (a package's ``__init__.py``), or None."""
+    if module.partition(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(path: Path, module: str, root: Path) -> set[str]:
+    """The project modules a file imports, wherever the import stands (top level, in a function,
+    under TYPE_CHECKING), relative imports resolved; and each package a submodule is in (Python
+    runs its ``__init__.py`` first)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = parts[: len(parts) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    with_packages = set()
+    for name in found:
+        parts = name.split(".")
+        with_packages.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return {name for name in with_packages if _source(name, root) is not None}
+
+
+def code_files(root: Path = ROOT) -> list[Path]:
+    """Every source file whose code can change a result: the job's module and everything it
+    imports, transitively, within the project, and the modules the registry names. Read from the
+    source, so a new file is in as soon as the training imports it; nothing is kept by hand."""
+    from bench import registry  # torch-free
+
+    todo = [JOB, *(ref.partition(":")[0] for ref in registry.references())]
+    seen: dict[str, Path] = {}
+    while todo:
+        module = todo.pop()
+        path = _source(module, root)
+        if module in seen or path is None:
+            continue
+        seen[module] = path
+        todo += _imported(path, module, root)
+    return sorted(set(seen.values()))
 
 
 @functools.cache
@@ -317,11 +360,11 @@ def git_commit() -> str:
 
 
 @functools.cache
-def code_hash() -> str:
-    """SHA-256 (first 16 hex digits) of the code that computes results, uncommitted edits too."""
+def code_hash(root: Path = ROOT) -> str:
+    """SHA-256 (first 16 hex digits) of `code_files`, uncommitted edits too."""
     sha = hashlib.sha256()
-    for path in sorted({p for pattern in CODE for p in ROOT.glob(pattern)}):
-        sha.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in code_files(root):
+        sha.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return sha.hexdigest()[:16]
 
 

@@ -6,7 +6,6 @@ there is one)."""
 from __future__ import annotations
 
 import ast
-import graphlib
 from pathlib import Path
 
 import pytest
@@ -151,57 +150,6 @@ def test_purity_checker_allows_module_backward_and_plain_torch():
         '"""No torch.nn or torch.autograd here."""\n'
     )
     assert violations(clean) == []
-
-
-# -- import circles -------------------------------------------------------------------------------
-def framework_imports(sources: dict[str, str]) -> dict[str, set[str]]:
-    """{module: the framework modules it imports}, every import counted wherever it stands (top
-    level, in a function, under TYPE_CHECKING: each is an arrow between two files). ``sources``:
-    {dotted module name: source} of the modules that are not a package's ``__init__`` (which only
-    re-exports: never part of a circle here); a name imported from a module ties to it."""
-    graph: dict[str, set[str]] = {name: set() for name in sources}
-    for name, source in sources.items():
-        package = name.rpartition(".")[0].split(".")
-        for node in ast.walk(ast.parse(source)):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level:  # relative: from the file's package, one level up per extra dot
-                    base = package[: len(package) - (node.level - 1)]
-                    module = ".".join([*base, module] if module else base)
-                targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
-            for target in targets:
-                if target in sources and target != name:
-                    graph[name].add(target)
-    return graph
-
-
-def framework_sources() -> dict[str, str]:
-    sources = {}
-    for path in SOURCES:
-        parts = path.relative_to(FRAMEWORK.parent).with_suffix("").parts
-        if parts[-1] != "__init__":  # a package's __init__ re-exports: not a target
-            sources[".".join(parts)] = path.read_text()
-    return sources
-
-
-def test_framework_has_no_import_circle():
-    """module.py must not import from optim (which builds on it): `Parameter._flat` is typed by
-    the `FlatGradients` protocol instead."""
-    graph = framework_imports(framework_sources())
-    assert "framework.optim.optimizer" in graph["framework.optim.sgd"]  # the check sees imports
-    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle
-
-
-def test_import_circle_check_sees_type_checking_imports():
-    sources = {
-        "pkg.a": "from .b import B\n",
-        "pkg.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import A\n",
-    }
-    with pytest.raises(graphlib.CycleError):
-        graphlib.TopologicalSorter(framework_imports(sources)).prepare()
 
 
 # -- devices --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from report_data import make_results
 
-from bench.report import build, claims, figures
+from bench.report import build, claims, figures, views
 
 STEMS = [stem for _, stem, _, _ in figures.FIGURES]
 TABLE_FILES = [
@@ -149,3 +149,20 @@ def test_figures_module_is_headless() -> None:
     import matplotlib
 
     assert matplotlib.get_backend().lower() == "agg"
+
+
+@pytest.mark.parametrize("name", ["fig4_losses", "digits", "fig3_optimizers"])
+def test_an_experiment_without_a_drawer_of_its_own_gets_the_generic_figure(
+    results: pd.DataFrame, tmp_path: Path, name: str
+) -> None:
+    """A new experiment (a YAML file, no report code) is drawn by `_draw_experiment`: one curve
+    per configuration it sweeps, a panel per framework when its jobs train both."""
+    df = views.prepare(results)
+    entry = (name, f"generic_{name}", f"Figure of {name}", figures._draw_experiment(name))
+    drawn = figures.build_figure(df, entry, tmp_path)
+    assert drawn.available, drawn.caption
+    assert [p.name for p in drawn.files] == [f"generic_{name}.png", f"generic_{name}.svg"]
+    assert all(p.stat().st_size > 10_000 for p in drawn.files)
+    assert views.EXPERIMENTS[name].what in drawn.caption
+    both = "framework" in views.EXPERIMENTS[name].swept
+    assert ("Custom framework and PyTorch" in drawn.caption) == both

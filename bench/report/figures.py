@@ -106,10 +106,13 @@ def _curve_panel(
     legend: bool = True,
     zoom: bool = False,
     percent: bool = True,
+    levels: list[str] | None = None,
+    legend_title: str | None = None,
 ) -> None:
-    """Mean ± 1 sd over folds of ``y`` per epoch, one line per level of ``column`` (linear y,
-    from 0 unless zoomed; as a percentage when ``percent``)."""
-    levels = views.level_order(column, data[column].unique())
+    """Mean ± 1 sd over folds of ``y`` per epoch, one line per level of ``column`` (in the
+    canonical order unless ``levels`` gives it; linear y, from 0 unless zoomed; as a percentage
+    when ``percent``)."""
+    levels = levels or views.level_order(column, data[column].unique())
     if zoom:
         start, last = _zoom_window(data)
         data = data[data["epoch"] >= start]
@@ -151,7 +154,8 @@ def _curve_panel(
         ax.set_ylim(bottom=0.0)
     if legend:
         handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, labels, title=COLUMN_TITLES.get(column, column), loc="best")
+        title = legend_title or COLUMN_TITLES.get(column, column)
+        ax.legend(handles, labels, title=title, loc="best")
 
 
 def _placeholder(title: str, message: str) -> Figure:
@@ -543,7 +547,48 @@ def _draw_fig6(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[
     )
 
 
-FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
+def _draw_experiment(name: str) -> Drawer:
+    """The figure of an experiment with no drawer of its own (a new file in conf/experiment):
+    test error per epoch of every configuration it sweeps, one panel per framework when its
+    jobs train both."""
+    swept = EXPERIMENTS[name].swept
+    compared = [c for c in swept if c != "framework"] or ["framework"]
+    by_framework = "framework" in swept and compared != ["framework"]
+
+    def draw(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+        def rank(row: tuple[str, ...]) -> tuple[int, ...]:
+            orders = [views.level_order(c, data[c].unique()) for c in compared]
+            return tuple(order.index(v) for order, v in zip(orders, row, strict=True))
+
+        settings = sorted({tuple(r) for r in data[compared].itertuples(index=False)}, key=rank)
+        names = {setting: ", ".join(label(v) for v in setting) for setting in settings}
+        keyed = [names[tuple(r)] for r in data[compared].itertuples(index=False)]
+        data = data.assign(_setting=keyed)
+        panels = views.level_order("framework", data["framework"].unique()) if by_framework else []
+        fig = Figure(figsize=(5.5 * max(1, len(panels)) + 1.0, 4.4), layout="constrained")
+        axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+        title = " × ".join(COLUMN_TITLES.get(c, c) for c in compared)
+        for index, ax in enumerate(axes):
+            shown = data[data["framework"] == panels[index]] if panels else data
+            _curve_panel(
+                ax, shown, "_setting", "test_error", ylabel="Test error", legend=index == 0,
+                title=f"({'abcdefgh'[index]}) {label(panels[index])}" if panels else "",
+                levels=[names[s] for s in settings], legend_title=title,
+            )  # fmt: skip
+        folds = _fold_count(data, "_setting")
+        _suptitle(fig, f"{EXPERIMENTS[name].figure}: test error per {title.lower()} "
+                  f"(mean ± 1 sd over {folds})", notes)  # fmt: skip
+        frameworks = " and ".join(label(p) for p in panels)
+        return fig, (
+            f"{EXPERIMENTS[name].what}: test error per epoch for each {title.lower()}"
+            + (f", trained by the {frameworks} from the same initial weights, data and batch "
+               "order" if panels else "")
+        )  # fmt: skip
+
+    return draw
+
+
+_DRAWN: tuple[tuple[str, str, str, Drawer], ...] = (
     ("fig2_activations", "fig2_activations", "Figure 2", _draw_fig2),
     (
         "fig3_optimizers",
@@ -564,7 +609,13 @@ FIGURES: tuple[tuple[str, str, str, Drawer], ...] = (
     ("variance_sources", "fig_variance", "Variance figure", _draw_variance),
     ("digits", "fig6_digits", "Figure 6", _draw_fig6),
 )
-"""(experiment, file stem, title, drawer) for every figure of the report."""
+FIGURES: tuple[tuple[str, str, str, Drawer], ...] = _DRAWN + tuple(
+    (name, f"fig_{name}", experiment.figure, _draw_experiment(name))
+    for name, experiment in EXPERIMENTS.items()
+    if name not in {drawn[0] for drawn in _DRAWN}
+)
+"""(experiment, file stem, title, drawer) for every figure of the report: the paper's, drawn
+each its own way, then one for every other experiment of conf/experiment."""
 
 
 def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:

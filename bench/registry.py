@@ -46,6 +46,11 @@ class ELUConfig(ActivationConfig):
 
 
 @dataclass
+class GELUConfig(ActivationConfig):
+    approximate: str = "none"  # or "tanh"
+
+
+@dataclass
 class LossConfig:
     name: str = MISSING
 
@@ -245,6 +250,7 @@ ENTRIES: tuple[Entry, ...] = (
     _activation("tanh", "Tanh", "Tanh"),
     _activation("leaky_relu", "LeakyReLU", "LeakyReLU", LeakyReLUConfig),
     _activation("elu", "ELU", "ELU", ELUConfig),
+    _activation("gelu", "GELU", "GELU", GELUConfig),
     _loss("mse", "MSE", "MSELoss", "binary"),
     _loss("bce", "BCE", "BCELoss", "binary"),
     _loss("ce", "cross-entropy", "CrossEntropyLoss", "classes"),

@@ -29,7 +29,7 @@ indices) are opt-in (``check=True``) or a ``validate`` call at evaluation.
 """
 
 from . import init, optim
-from .activation import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import ELU, GELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import INIT_SCHEMES, Sequential
 from .conv import Conv2d
@@ -43,6 +43,7 @@ from .stack import StackedLinear, StackedSequential, stack, unstack
 
 __all__ = [
     "ELU",
+    "GELU",
     "INIT_SCHEMES",
     "Activation",
     "BCELoss",

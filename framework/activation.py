@@ -43,8 +43,12 @@ class Activation(Module):
 
     def extra_repr(self) -> str:
         """The hyperparameters, ``name=value`` for each constructor argument."""
-        names = inspect.signature(type(self).__init__).parameters
-        return ", ".join(f"{name}={getattr(self, name)}" for name in names if hasattr(self, name))
+        names = [n for n in inspect.signature(type(self).__init__).parameters if hasattr(self, n)]
+        values = {name: getattr(self, name) for name in names}
+        return ", ".join(
+            f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
+            for name, value in values.items()
+        )
 
     # In-place variants, for a container that owns the tensors (``Sequential``): the same values
     # as forward/backward without allocating (a fresh tensor of a stacked model's size costs more
@@ -131,6 +135,61 @@ class ELU(Activation):
         grad_input = torch.where(positive, grad_output, grad_output * (self.output + self.alpha))
         self._release()
         return grad_input
+
+
+class GELU(Activation):
+    r"""Gaussian Error Linear Unit (Hendrycks & Gimpel, 2016), as PyTorch's ``nn.GELU``:
+
+    .. math::
+        \text{none: } y = x \, \Phi(x) = \tfrac{x}{2} \left(1 + \operatorname{erf}(x / \sqrt 2)
+        \right), \qquad
+        \text{tanh: } y = \tfrac{x}{2} \left(1 + \tanh u\right),\;
+        u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)
+
+    Backward: :math:`g \cdot (\Phi(x) + x \varphi(x))` with :math:`\varphi(x) = e^{-x^2/2} /
+    \sqrt{2\pi}`; with ``"tanh"``, :math:`g \cdot \tfrac12 \left(1 + \tanh u + x (1 - \tanh^2
+    u) \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)\right)` (torch's kernels' order of operations).
+
+    PyTorch's ``nn.init`` has no gain for GELU; Sequential uses ReLU's √2 (GELU is ReLU weighted
+    by Φ, and equals it for large |x|), as for ELU.
+
+    Args:
+        approximate: ``"none"`` (the exact Φ) or ``"tanh"`` (the tanh approximation).
+    """
+
+    nonlinearity = "relu"
+    # torch's constants (C's M_SQRT1_2, M_2_SQRTPI, M_SQRT2), products in its kernels' order
+    _SQRT1_2 = 0.70710678118654752440
+    _PDF = 1.12837916709551257390 * _SQRT1_2 * 0.5  # 1/√(2π)
+    _BETA = 1.41421356237309504880 * 1.12837916709551257390 * 0.5  # √(2/π)
+    _KAPPA = 0.044715
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.input = x
+        if self.approximate == "tanh":
+            inner = (x + x * x * x * self._KAPPA) * self._BETA  # u
+            return x * 0.5 * (1 + torch.tanh(inner))
+        return x * 0.5 * (1 + torch.erf(x * self._SQRT1_2))
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        x = self._saved(self.input, grad_output)
+        self._release()
+        if self.approximate == "tanh":
+            square = x * x
+            tanh = torch.tanh((x + square * x * self._KAPPA) * self._BETA)
+            inner_derivative = (1 + square * (3 * self._KAPPA)) * self._BETA  # du/dx
+            derivative = (1 + tanh) * 0.5 + x * 0.5 * (1 - tanh * tanh) * inner_derivative
+        else:
+            cdf = (1 + torch.erf(x * self._SQRT1_2)) * 0.5  # Φ(x)
+            pdf = torch.exp(x * x * -0.5) * self._PDF  # φ(x)
+            derivative = cdf + x * pdf
+        return grad_output * derivative
 
 
 class Tanh(Activation):

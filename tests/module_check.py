@@ -52,6 +52,7 @@ EXAMPLES: dict[type[fw.Module], Example] = {
     fw.Sigmoid: lambda: (fw.Sigmoid(), (_randn(4, 3),)),
     fw.LeakyReLU: lambda: (fw.LeakyReLU(0.2), (_randn(4, 3),)),
     fw.ELU: lambda: (fw.ELU(0.5), (_randn(4, 3),)),
+    fw.GELU: lambda: (fw.GELU("tanh"), (_randn(4, 3),)),
     fw.Conv2d: lambda: (fw.Conv2d(2, 3, 3, padding=1, dtype=F64), (_randn(2, 2, 5, 5),)),
     fw.MaxPool2d: lambda: (fw.MaxPool2d(3, 2, 1), (_randn(2, 2, 5, 5),)),
     fw.Flatten: lambda: (fw.Flatten(), (_randn(2, 2, 3, 3),)),

@@ -91,6 +91,7 @@ def test_the_flags_are_set_where_expected():
         "Sigmoid",
         "LeakyReLU",
         "ELU",
+        "GELU",
     }
     assert not fw.Sequential._fresh_output and not fw.StackedSequential._fresh_grad
 

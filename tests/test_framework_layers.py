@@ -48,6 +48,8 @@ LAYERS: dict[str, LayerPair] = {
     "elu": lambda i, o: (fw.ELU(), torch.nn.ELU()),
     "elu-alpha0.5": lambda i, o: (fw.ELU(0.5), torch.nn.ELU(0.5)),
     "elu-alpha2.5": lambda i, o: (fw.ELU(alpha=2.5), torch.nn.ELU(alpha=2.5)),
+    "gelu": lambda i, o: (fw.GELU(), torch.nn.GELU()),
+    "gelu-tanh": lambda i, o: (fw.GELU(approximate="tanh"), torch.nn.GELU(approximate="tanh")),
 }
 ACTIVATIONS = [name for name in LAYERS if not name.startswith("linear")]
 
@@ -184,6 +186,8 @@ DERIVATIVE_AT_ZERO = {
     "elu-alpha2.5": 2.5,
     "tanh": 1.0,
     "sigmoid": 0.25,
+    "gelu": 0.5,  # Φ(0) + 0 · φ(0)
+    "gelu-tanh": 0.5,
 }
 
 
@@ -393,3 +397,32 @@ def test_layers_and_losses_take_torchs_keyword_names(cls):
         assert module.backward().shape == args[0].shape
     else:
         assert module.backward(torch.ones_like(keyword)).shape == args[0].shape
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_forward_and_backward_equal_torch_to_1e12_float64(parity, approximate):
+    """Both of torch's GELUs over their whole range: where tanh and erf saturate (|x| up to 40),
+    around 0, at subnormals and signed zeros."""
+    x = torch.cat(
+        [
+            torch.linspace(-40, 40, 8001, dtype=F64),
+            torch.tensor([0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-16, -1e-16], dtype=F64),
+        ]
+    )
+    grad_output = torch.randn(x.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    ours = fw.GELU(approximate=approximate)
+    y, grad_input = ours(x), None
+    grad_input = ours.backward(grad_output)
+    x_ref = x.clone().requires_grad_()
+    y_ref = torch.nn.GELU(approximate=approximate)(x_ref)
+    y_ref.backward(grad_output)
+    parity.check(f"gelu-{approximate} forward", y, y_ref, atol=1e-12, rtol=0)
+    parity.check(f"gelu-{approximate} grad_input", grad_input, x_ref.grad, atol=1e-12, rtol=0)
+
+
+def test_gelu_refuses_an_unknown_approximation_like_torch():
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
+        fw.GELU(approximate="erf")
+    with pytest.raises(RuntimeError, match="approximate argument must be either none or tanh"):
+        torch.nn.GELU(approximate="erf")(torch.zeros(1))  # torch refuses it at the first call
+    assert repr(fw.GELU(approximate="tanh")) == repr(torch.nn.GELU(approximate="tanh"))

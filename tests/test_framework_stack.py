@@ -33,6 +33,8 @@ ACTIVATIONS = {
     "tanh": fw.Tanh,
     "leaky_relu": lambda: fw.LeakyReLU(0.1),
     "elu": lambda: fw.ELU(0.7),
+    "gelu": fw.GELU,
+    "gelu-tanh": lambda: fw.GELU("tanh"),
     "sigmoid": fw.Sigmoid,
 }
 LOSSES = {"mse": fw.MSELoss, "bce": fw.BCELoss, "cross_entropy": fw.CrossEntropyLoss}

@@ -1,4 +1,4 @@
-"""Adam (Kingma & Ba, 2015) with L2 weight decay, as PyTorch's ``optim.Adam``."""
+"""Adam (Kingma & Ba, 2015) with L2 or decoupled weight decay, as PyTorch's ``optim.Adam``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class Adam(Optimizer):
     r"""PyTorch's ``optim.Adam`` update rule (amsgrad off):
 
     .. math::
-        g_t &\leftarrow g_t + \lambda \theta_{t-1} \\
+        g_t &\leftarrow g_t + \lambda \theta_{t-1}
+            \quad \text{(decoupled: } \theta_{t-1} \leftarrow (1 - \gamma\lambda)
+            \,\theta_{t-1} \text{ instead)} \\
         m_t &\leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
         \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}
@@ -31,8 +33,9 @@ class Adam(Optimizer):
 
     State per parameter, as torch's: ``step`` (t, a float tensor), ``exp_avg`` (:math:`m_t`),
     ``exp_avg_sq`` (:math:`v_t`). The groups also hold torch's ``amsgrad``, ``maximize``,
-    ``foreach``, ``capturable``, ``differentiable``, ``fused`` and ``decoupled_weight_decay``,
-    accepted off (False or None) as keyword arguments or group keys, refused on.
+    ``foreach``, ``capturable``, ``differentiable`` and ``fused``, accepted off (False or None)
+    as keyword arguments or group keys, refused on; and ``decoupled_weight_decay``, implemented
+    (True: AdamW's decay).
 
     Per-model hyperparameters: over the parameters of M stacked models (``fw.stack``) every
     number below may be a tensor of shape ``(M,)`` instead (each of β₁, β₂), model m updated
@@ -48,9 +51,10 @@ class Adam(Optimizer):
         lr: γ (default 1e-3).
         betas: (β₁, β₂), each in [0, 1) (default (0.9, 0.999)).
         eps: ε (default 1e-8).
-        weight_decay: L2 penalty λ (default 0).
+        weight_decay: λ (default 0): an L2 penalty, or with ``decoupled_weight_decay=True``
+            a decay of the weights by γλ each step.
         **torch_only: torch's switches above, by keyword (``amsgrad=False``, positional in
-            torch); another keyword is a TypeError.
+            torch; ``decoupled_weight_decay=True``); another keyword is a TypeError.
     """
 
     torch_only: ClassVar[dict[str, Any]] = {
@@ -62,6 +66,7 @@ class Adam(Optimizer):
         "fused": None,
         "decoupled_weight_decay": False,
     }
+    implemented: ClassVar[frozenset[str]] = frozenset({"decoupled_weight_decay"})
 
     def __init__(
         self,
@@ -82,6 +87,11 @@ class Adam(Optimizer):
         check_range("beta1 (betas[0])", group["betas"][0], 0.0, 1.0, open_high=True)
         check_range("beta2 (betas[1])", group["betas"][1], 0.0, 1.0, open_high=True)
         check_range("eps", group["eps"], 0.0)
+        if not isinstance(group["decoupled_weight_decay"], bool):
+            raise ValueError(
+                "decoupled_weight_decay must be True or False, got "
+                f"{group['decoupled_weight_decay']!r}"
+            )
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_avg_sq")
@@ -102,7 +112,10 @@ class Adam(Optimizer):
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         weight_decay = flat.vector(group["weight_decay"], "weight_decay")
-        if not is_zero(weight_decay):
+        if not is_zero(weight_decay) and group["decoupled_weight_decay"]:
+            # θ ← θ (1 − γλ), before the moments (torch's order); the gradient stays raw
+            param.mul_(1 - flat.vector(group["lr"], "lr") * weight_decay)
+        elif not is_zero(weight_decay):
             grad = add_scaled(grad, weight_decay, param)
         exp_avg.lerp_(grad, flat.vector(beta1, "1 - beta1", lambda b: 1 - b))
         exp_avg_sq.mul_(flat.vector(beta2, "beta2"))

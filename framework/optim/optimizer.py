@@ -320,6 +320,9 @@ class Optimizer:
     #: have, at torch's defaults. They are in every group (so state dicts match torch's key for
     #: key) and accepted only when off (False or None).
     torch_only: ClassVar[dict[str, Any]] = {}
+    #: the keys of `torch_only` a class does implement (accepted on too): Adam's
+    #: decoupled_weight_decay
+    implemented: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, params: Iterable[Parameter] | Iterable[dict], defaults: dict, **torch_only: Any
@@ -368,7 +371,7 @@ class Optimizer:
 
     def _validate(self, group: dict[str, Any]) -> None:
         for key, default in self.torch_only.items():
-            if group[key] is not None and group[key] is not False:
+            if key not in self.implemented and group[key] is not None and group[key] is not False:
                 raise ValueError(
                     f"{type(self).__name__} does not implement torch.optim's {key}="
                     f"{group[key]!r}; only {default!r} (off) is supported"

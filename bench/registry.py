@@ -82,6 +82,11 @@ class AdamConfig:
 
 
 @dataclass
+class AdamWConfig(AdamConfig):
+    weight_decay: float = 1e-2  # torch.optim.AdamW's default: decoupled, θ ← θ (1 − γλ)
+
+
+@dataclass
 class RMSpropConfig:
     name: str = MISSING
     lr: float = MISSING
@@ -262,6 +267,7 @@ ENTRIES: tuple[Entry, ...] = (
         SGDConfig(name="sgd_momentum", lr=0.1, momentum=0.9),
     ),
     _optimizer("adam", "Adam", "Adam", AdamConfig(name="adam", lr=0.001)),
+    _optimizer("adamw", "AdamW", "AdamW", AdamWConfig(name="adamw", lr=0.001)),
     # the report's lr (torch's default is 0.01)
     _optimizer("rmsprop", "RMSprop", "RMSprop", RMSpropConfig(name="rmsprop", lr=0.001)),
     _init("default", "torch default"),

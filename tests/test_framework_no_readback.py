@@ -90,6 +90,7 @@ OPTIMIZERS = {
     ),
     "sgd_dampening": lambda params: fw.optim.SGD(params, lr=0.1, momentum=0.9, dampening=0.5),
     "adam": lambda params: fw.optim.Adam(params, lr=0.01, weight_decay=0.1),
+    "adamw": lambda params: fw.optim.AdamW(params, lr=0.01, weight_decay=0.1),
     "rmsprop": lambda params: fw.optim.RMSprop(
         params, lr=0.01, momentum=0.9, centered=True, weight_decay=0.1
     ),
@@ -117,6 +118,9 @@ STACKED_OPTIMIZERS = {  # every hyperparameter per model
         betas=(per_model([0.9, 0.5]), per_model([0.99, 0.9])),
         eps=per_model([1e-8, 1e-6]),
         weight_decay=per_model([0.0, 0.1]),
+    ),
+    "adamw": lambda params: fw.optim.AdamW(
+        params, lr=per_model([0.01, 0.02]), weight_decay=per_model([0.0, 0.1])
     ),
     "rmsprop": lambda params: fw.optim.RMSprop(
         params,
@@ -224,6 +228,7 @@ SCALAR_TENSOR_OPTIMIZERS = {  # every number a 0-dim tensor (torch's lr=torch.te
         params, lr=scalar(0.01), betas=(scalar(0.9), scalar(0.99)), eps=scalar(1e-8),
         weight_decay=scalar(0.1),
     ),
+    "adamw": lambda params: fw.optim.AdamW(params, lr=scalar(0.01), weight_decay=scalar(0.1)),
     "rmsprop": lambda params: fw.optim.RMSprop(
         params, lr=scalar(0.01), alpha=scalar(0.9), eps=scalar(1e-8), momentum=scalar(0.5),
         weight_decay=scalar(0.1), centered=True,

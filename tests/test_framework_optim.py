@@ -25,6 +25,16 @@ SHAPES = [(4, 3), (4,), (1, 4), (1,)]  # several tensors: exercises the flat buf
 #: every optimizer of fw.optim (a new one joins every test below that runs over all of them)
 OPTIMIZERS = [name for name in fw.optim.__all__ if name != "Optimizer"]
 
+# AdamW's options: torch's defaults (weight decay 1e-2), each option alone, combinations.
+ADAMW = [
+    {},
+    {"lr": 0.01},
+    {"lr": 0.01, "weight_decay": 0.0},
+    {"lr": 0.01, "weight_decay": 0.5},
+    {"lr": 0.01, "betas": (0.5, 0.9)},
+    {"lr": 0.01, "eps": 0.0},
+    {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05},
+]
 # (optimizer name, options): every option alone, then combinations.
 CONFIGS = [
     ("SGD", {"lr": 0.1}),
@@ -43,6 +53,7 @@ CONFIGS = [
     ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05}),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    *(("AdamW", options) for options in ADAMW),
     ("RMSprop", {}),
     ("RMSprop", {"lr": 0.001, "alpha": 0.9}),
     ("RMSprop", {"lr": 0.001, "alpha": 0.0}),
@@ -233,7 +244,7 @@ def test_torch_only_keyword_arguments_are_accepted_at_torchs_defaults(name):
     arguments = torch_only_arguments(name)
     assert arguments, name
     cls = getattr(fw.optim, name)
-    # no argument forgotten (what a class implements aside)
+    # no argument forgotten (AdamW's groups also hold decoupled_weight_decay, not an argument)
     assert set(arguments) - cls.implemented == set(cls.torch_only) - cls.implemented
     ours = getattr(fw.optim, name)([fw.Parameter(torch.zeros(2))], **arguments)
     theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], **arguments)
@@ -461,7 +472,9 @@ def test_writes_into_held_tensors_reach_the_optimizer(name):
     assert param.data is data and param.grad is grad
     # Every rule moves a constant positive gradient's parameter down: by lr·g for SGD, by about
     # lr for Adam (m/√v = 1) and RMSprop (g/√((1-α)g²) = 10).
-    expected = {"SGD": 1 - 0.25 * 2, "Adam": 1 - 0.25, "RMSprop": 1 - 0.25 * 10}[name]
+    # AdamW first decays the weight by lr · 0.01 (its default weight decay).
+    expected = {"SGD": 1 - 0.25 * 2, "Adam": 1 - 0.25, "AdamW": (1 - 0.25 * 0.01) - 0.25,
+                "RMSprop": 1 - 0.25 * 10}[name]  # fmt: skip
     torch.testing.assert_close(data, torch.full((2, 3), expected, dtype=F64), atol=1e-6, rtol=0)
     optimizer.zero_grad()
     assert torch.count_nonzero(grad) == 0
@@ -471,7 +484,8 @@ def test_writes_into_held_tensors_reach_the_optimizer(name):
 def test_model_to_float64_after_the_optimizer_trains_the_new_tensors(parity, name):
     """``model.to(torch.float64)`` after the optimizer was built replaces every tensor: training
     goes on with the new ones, exactly as a new optimizer loaded with the state would."""
-    options = {"SGD": {"momentum": 0.9}, "Adam": {}, "RMSprop": {"momentum": 0.5}}[name]
+    options = {"SGD": {"momentum": 0.9}, "Adam": {}, "AdamW": {}, "RMSprop": {"momentum": 0.5}}
+    options = options[name]
     model = fw.Sequential(fw.Linear(3, 4), fw.Tanh(), fw.Linear(4, 2))  # float32
     optimizer = getattr(fw.optim, name)(model.parameters(), lr=0.01, **options)
     grads = torch.Generator().manual_seed(1)
@@ -625,6 +639,7 @@ HANDOVER = [
     ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("Adam", {"lr": 0.02, "weight_decay": 0.05}),
+    ("AdamW", {"lr": 0.02, "weight_decay": 0.05}),
     ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True}),
     ("RMSprop", {"lr": 0.002, "momentum": 0.8, "centered": True, "weight_decay": 0.05}),
 ]
@@ -674,3 +689,62 @@ def test_state_dict_hand_over_then_20_steps_equal(parity, config, direction, bef
         target.step()
         for index, (mine, expected) in enumerate(zip(target_params, source_params, strict=True)):
             parity.check(f"{case} step {step} param {index}", value(mine), value(expected), **TOL)
+
+
+@pytest.mark.parametrize("options", ADAMW, ids=lambda options: config_id(("AdamW", options)))
+def test_adamw_30_steps_equal_torch_optim_adamw(parity, options):
+    """AdamW's decay (θ ← θ(1 − γλ) before the Adam step, on the raw gradient) as torch's, over
+    30 steps of the same gradients, float64, to 1e-12."""
+    ours, theirs = optimizer_pair("AdamW", options)
+    grads = {"ours": torch.Generator().manual_seed(1), "theirs": torch.Generator().manual_seed(1)}
+    for step in range(30):
+        for side, optimizer in (("ours", ours), ("theirs", theirs)):
+            set_random_grads(params_of(optimizer.param_groups), grads[side])
+            optimizer.step()
+        for index, (mine, reference) in enumerate(
+            zip(params_of(ours.param_groups), params_of(theirs.param_groups), strict=True)
+        ):
+            parity.check(f"AdamW{options} step {step} param {index}", value(mine),
+                         value(reference), **TOL)  # fmt: skip
+    assert ours.param_groups[0]["decoupled_weight_decay"] is True
+
+
+@pytest.mark.parametrize("target", ["torch AdamW", "torch Adam(decoupled_weight_decay=True)"])
+def test_adamw_state_dict_loads_into_torch_adamw_and_decoupled_adam_and_back(parity, target):
+    """torch's AdamW is Adam with decoupled_weight_decay=True: ours hands its state to either,
+    and takes theirs back, training on equally."""
+    ours_groups, torch_groups = make_pair([{"shapes": SHAPES}])
+    ours = fw.optim.AdamW(ours_groups, lr=0.02, weight_decay=0.1)
+    make = {
+        "torch AdamW": lambda groups: torch.optim.AdamW(groups),
+        "torch Adam(decoupled_weight_decay=True)": lambda groups: torch.optim.Adam(
+            groups, decoupled_weight_decay=True
+        ),
+    }[target]
+    theirs = make(torch_groups)
+    grads = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        set_random_grads(params_of(ours.param_groups), grads)
+        ours.step()
+    for mine, reference in zip(params_of(ours_groups), params_of(torch_groups), strict=True):
+        reference.data.copy_(mine.data)
+    theirs.load_state_dict(checkpoint(ours.state_dict()))
+    assert_same_state_dict(parity, f"AdamW -> {target}", ours.state_dict(), theirs.state_dict())
+    back = fw.optim.AdamW([fw.Parameter(value(p).clone()) for p in params_of(torch_groups)])
+    back.load_state_dict(checkpoint(theirs.state_dict()))
+    assert_same_state_dict(parity, f"{target} -> AdamW", back.state_dict(), theirs.state_dict())
+    for step in range(10):
+        for optimizer, seed in ((back, 4), (theirs, 4)):
+            set_random_grads(
+                params_of(optimizer.param_groups), torch.Generator().manual_seed(seed + step)
+            )
+            optimizer.step()
+    for mine, reference in zip(params_of(back.param_groups), params_of(torch_groups), strict=True):
+        parity.check(f"{target} back, after 10 steps", value(mine), value(reference), **TOL)
+
+
+def test_adamw_takes_no_decoupled_weight_decay_argument_like_torch():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'decoupled_weight_decay'"):
+        fw.optim.AdamW([fw.Parameter(torch.zeros(2))], decoupled_weight_decay=False)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'decoupled_weight_decay'"):
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], decoupled_weight_decay=False)

@@ -1,4 +1,5 @@
-"""Adam (Kingma & Ba, 2015) with L2 or decoupled weight decay, as PyTorch's ``optim.Adam``."""
+"""Adam (Kingma & Ba, 2015) with L2 or decoupled weight decay, as PyTorch's ``optim.Adam``, and
+AdamW (Loshchilov & Hutter, 2019), as ``optim.AdamW``: Adam with the decay decoupled."""
 
 from __future__ import annotations
 
@@ -141,3 +142,39 @@ class Adam(Optimizer):
             param.addcdiv_(exp_avg, denominator.div_(step_size), value=-1)
         else:
             param.addcdiv_(exp_avg, denominator, value=-step_size)
+
+
+class AdamW(Adam):
+    r"""PyTorch's ``optim.AdamW``: Adam with decoupled weight decay (Loshchilov & Hutter, 2019),
+
+    .. math::
+        \theta_{t-1} &\leftarrow (1 - \gamma \lambda)\, \theta_{t-1} \\
+        m_t, v_t, \theta_t &\leftarrow \text{Adam's, from the raw gradient } g_t
+
+    Exactly ``Adam(..., decoupled_weight_decay=True)``, as in torch (whose ``AdamW`` is that
+    subclass): the groups hold ``decoupled_weight_decay=True``, so state dicts move between this
+    class, ``torch.optim.AdamW`` and ``torch.optim.Adam(decoupled_weight_decay=True)``. Per-model
+    and 0-dim tensor hyperparameters as Adam's.
+
+    Args:
+        params, lr, betas, eps: as Adam's.
+        weight_decay: λ (default 1e-2, torch's).
+        **torch_only: torch's off switches (``amsgrad=False``, ``foreach=None``, ...).
+    """
+
+    torch_only: ClassVar[dict[str, Any]] = {**Adam.torch_only, "decoupled_weight_decay": True}
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        **torch_only: Any,
+    ) -> None:
+        if "decoupled_weight_decay" in torch_only:  # as torch.optim.AdamW: always decoupled
+            raise TypeError(
+                "AdamW.__init__() got an unexpected keyword argument 'decoupled_weight_decay'"
+            )
+        super().__init__(params, lr, betas, eps, weight_decay, **torch_only)

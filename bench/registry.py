@@ -118,6 +118,11 @@ class DiskConfig(DataConfig):
 
 
 @dataclass
+class MoonsConfig(DataConfig):
+    noise: float = 0.2  # sd of the Gaussian noise on each coordinate
+
+
+@dataclass
 class ModelConfig:
     """A stack of ``hidden_layers`` Linear layers of ``hidden_width``, the activation after each,
     then the output layer."""
@@ -281,6 +286,14 @@ ENTRIES: tuple[Entry, ...] = (
         label="disk (2-d points)",
         config=DiskConfig(name="disk"),
         build="bench.harness.datasets:disk",
+        shape=(2,),
+    ),
+    Dataset(
+        kind="dataset",
+        name="moons",
+        label="two moons (2-d points)",
+        config=MoonsConfig(name="moons"),
+        build="bench.harness.datasets:moons",
         shape=(2,),
     ),
     Dataset(

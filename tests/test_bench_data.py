@@ -96,3 +96,36 @@ def test_digits_split_is_a_seeded_partition_of_the_bundled_images():
     assert torch.equal(torch.unique(split, dim=0), torch.unique(bundled, dim=0))
     moved = a.to(torch.device("cpu"), torch.float32)
     assert moved.x_train.dtype == torch.float32 and moved.y_train.dtype == torch.int64
+
+
+def test_moons_without_noise_lie_on_their_half_circles_balanced_and_shuffled():
+    split = fold_split(0, 2, "moons", noise=0.0, n_train=1000, n_test=200)
+    x, y = split.x_train, split.y_train.squeeze(1)
+    assert x.shape == (1000, 2) and split.x_test.shape == (200, 2)
+    assert y.sum().item() == 500  # exactly half of each class
+    assert not torch.equal(y[:500], torch.ones(500, dtype=y.dtype))  # in a random order
+    upper, lower = x[y == 0], x[y == 1]
+    # class 0 on the unit circle's upper half; class 1 on the same circle centred (1, 1/2), lower
+    torch.testing.assert_close(upper.square().sum(1), torch.ones(500, dtype=x.dtype))
+    assert bool((upper[:, 1] >= 0).all())
+    centred = lower - torch.tensor([1.0, 0.5], dtype=x.dtype)
+    torch.testing.assert_close(centred.square().sum(1), torch.ones(500, dtype=x.dtype))
+    assert bool((centred[:, 1] <= 0).all())
+
+
+def test_moons_noise_is_gaussian_of_the_configured_sd():
+    clean = fold_split(0, 0, "moons", noise=0.0, n_train=20000)
+    noisy = fold_split(0, 0, "moons", noise=0.3, n_train=20000)
+    assert torch.equal(clean.y_train, noisy.y_train)  # the same draws, noise added last
+    residual = noisy.x_train - clean.x_train
+    assert residual.std().item() == pytest.approx(0.3, rel=0.02)
+    assert residual.mean().abs().item() < 0.01
+
+
+def test_moons_refuse_a_negative_noise_naming_it(tmp_path):
+    from bench_utils import compose
+
+    from bench.harness import app
+
+    with pytest.raises(app.config.ConfigError, match=r"data\.noise=-0\.1"):
+        app.run(compose("dataset=moons", "data.noise=-0.1"), tmp_path)

@@ -35,6 +35,26 @@ def disk(n_train: int, n_test: int, gen: torch.Generator, radius: float) -> Draw
     return (*_disk_points(n_train, gen, radius), *_disk_points(n_test, gen, radius))
 
 
+def _moon_points(n: int, gen: torch.Generator, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    label = torch.randperm(n, generator=gen) < n // 2  # balanced: n // 2 of class 1, shuffled
+    angle = torch.rand(n, generator=gen, dtype=torch.float64) * math.pi
+    upper = torch.stack([angle.cos(), angle.sin()], dim=1)  # class 0
+    lower = torch.stack([1 - angle.cos(), 0.5 - angle.sin()], dim=1)  # class 1
+    x = torch.where(label.unsqueeze(1), lower, upper)
+    x = x + noise * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    return x, label.to(torch.float64).unsqueeze(1)
+
+
+def moons(n_train: int, n_test: int, gen: torch.Generator, noise: float) -> Draw:
+    """Two interleaved half-circles (scikit-learn's ``make_moons``, drawn at random): class 0 at
+    (cos t, sin t), class 1 at (1 − cos t, ½ − sin t), t uniform in [0, π], then Gaussian noise
+    of standard deviation ``noise`` on each coordinate; half the points of each class, in a
+    random order. Training points, then test points, drawn fresh for each fold."""
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    return (*_moon_points(n_train, gen, noise), *_moon_points(n_test, gen, noise))
+
+
 @functools.cache
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     # Imported here: only the digits task needs scikit-learn. load_digits reads the copy that

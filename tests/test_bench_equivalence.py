@@ -135,3 +135,27 @@ def test_cli_float64_stacked_and_sequential_engines_and_torch_agree_to_1e9(tmp_p
         gap = (wide[column] - reference).abs().max()
         assert gap <= 1e-9, (column, gap)
     assert (frame.groupby("engine")["train_seconds"].max() > 0).all()
+
+
+def test_cli_gelu_adamw_on_moons_float64_both_engines_and_frameworks_agree_to_1e9(tmp_path):
+    """The components added through the registry, through the CLI as the README runs them: the
+    custom model and torch.nn agree per epoch, one model at a time and stacked."""
+    runs = tmp_path / "runs"
+    for engine in ("stacked", "sequential"):
+        out = cli(
+            "activation=gelu", "optimizer=adamw", "dataset=moons", "framework=both",
+            "dtype=float64", "folds=2", "epochs=3", f"engine={engine}",
+            f"hydra.run.dir={runs}/{engine}", cwd=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    frame = collect.collect(runs)
+    assert set(frame["dataset"]) == {"moons"} and set(frame["activation"]) == {"gelu"}
+    assert set(frame["optimizer"]) == {"adamw"}
+    assert len(frame) == 2 * 2 * 2 * 4  # engines × frameworks × folds × epochs 0..3
+    wide = frame.pivot_table(
+        index=["fold", "epoch"], columns=["engine", "framework"], values="train_loss"
+    )
+    reference = wide[("sequential", "custom")]
+    for column in wide.columns:
+        assert (wide[column] - reference).abs().max() <= 1e-9, column
+    assert wide[("stacked", "torch")].loc[(0, 3)] < wide[("stacked", "torch")].loc[(0, 0)]

@@ -166,3 +166,21 @@ def test_an_experiment_without_a_drawer_of_its_own_gets_the_generic_figure(
     assert views.EXPERIMENTS[name].what in drawn.caption
     both = "framework" in views.EXPERIMENTS[name].swept
     assert ("Custom framework and PyTorch" in drawn.caption) == both
+
+
+def test_moons_added_as_a_yaml_file_is_in_the_report_with_no_report_code(
+    built: build.Report, out_dir: Path
+) -> None:
+    """`moons` is an experiment file and registry entries only: the report draws its figure,
+    lists its configurations in the summary and its section in the README."""
+    (moons,) = [f for f in built.figures if f.stem == "fig_moons"]
+    assert moons.available and "for each activation × optimizer" in moons.caption
+    assert "two moons" in moons.caption  # the experiment file's own description
+    summary = built.tables.summary
+    rows = summary[summary["experiment"] == "moons"]
+    assert {(r.activation, r.optimizer) for r in rows.itertuples()} == {
+        (a, o) for a in ("relu", "gelu") for o in ("adam", "adamw")
+    }
+    assert (rows["n_final"] > 0).all()
+    readme = (out_dir / "README.md").read_text()
+    assert "![moons](fig_moons.png)" in readme and "### moons" in readme

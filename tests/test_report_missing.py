@@ -52,6 +52,7 @@ def test_figures_without_data_are_marked_not_drawn(partial: tuple[build.Report, 
         "fig_lr_sensitivity": False,
         "fig_variance": False,
         "fig6_digits": False,
+        "fig_moons": False,
     }
     assert "**Not drawn: no results for experiment 'fig4_losses'.**" in text
     assert "**Not drawn: no results for experiment 'initializers'.**" in text

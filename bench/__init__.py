@@ -1,7 +1,10 @@
-"""The benchmark harness and its report, in two subpackages:
+"""The benchmark harness and its report, around one registry:
 
-- ``bench.harness``: the job (config schema and validation, data, model building, one training
-  loop with an adapter per framework, the torch.nn twin, the result schema) and ``collect``;
+- ``bench.registry``: every component the harness offers (activations, losses, optimizers,
+  initialisers, datasets, models), one entry each; torch-free;
+- ``bench.harness``: the job (config schema and validation, the frozen job spec, datasets, model
+  building, the two engines and one training loop with an adapter per framework, the torch.nn
+  twin, the result schema) and ``collect``;
 - ``bench.report``: views of the results table, statistics, tables, figures, claims, the speed
   summary and the generated README. It reads only the table and never imports torch.
 

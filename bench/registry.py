@@ -19,6 +19,7 @@ it takes options). Options are keyword arguments of the piece and of its twin, b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import math
 from dataclasses import dataclass, field
@@ -251,6 +252,20 @@ def _optimizer(name: str, label: str, piece: str, config: Any) -> Entry:
     )
 
 
+def _dataset(name: str, label: str, config: Any, **facts: Any) -> Dataset:
+    """A dataset whose function is ``bench.harness.datasets.<name>``."""
+    build = f"bench.harness.datasets:{name}"
+    return Dataset(kind="dataset", name=name, label=label, config=config(name=name), build=build,
+                   **facts)  # fmt: skip
+
+
+def _model(name: str, label: str, config: Any, **facts: Any) -> Model:
+    """A model whose layers ``bench.harness.models.<name>`` builds."""
+    build = f"bench.harness.models:{name}"
+    return Model(kind="model", name=name, label=label, config=config(name=name), build=build,
+                 **facts)  # fmt: skip
+
+
 def _init(name: str, label: str) -> Entry:
     return Entry(kind="init", name=name, label=label, config=InitConfig(name=name), build=None)
 
@@ -280,48 +295,19 @@ ENTRIES: tuple[Entry, ...] = (
     _init("xavier_normal", "Xavier normal"),
     _init("kaiming_uniform", "Kaiming uniform"),
     _init("kaiming_normal", "Kaiming normal"),
-    Dataset(
-        kind="dataset",
-        name="disk",
-        label="disk (2-d points)",
-        config=DiskConfig(name="disk"),
-        build="bench.harness.datasets:disk",
-        shape=(2,),
-    ),
-    Dataset(
-        kind="dataset",
-        name="moons",
-        label="two moons (2-d points)",
-        config=MoonsConfig(name="moons"),
-        build="bench.harness.datasets:moons",
-        shape=(2,),
-    ),
-    Dataset(
-        kind="dataset",
-        name="digits",
-        label="digits (8×8 images)",
-        config=DataConfig(name="digits", n_train=1437, n_test=360),  # 80% / 20%
-        build="bench.harness.datasets:digits",
+    _dataset("disk", "disk (2-d points)", DiskConfig, shape=(2,)),
+    _dataset("moons", "two moons (2-d points)", MoonsConfig, shape=(2,)),
+    _dataset(
+        "digits",
+        "digits (8×8 images)",
+        functools.partial(DataConfig, n_train=1437, n_test=360),  # 80% / 20% of the 1,797
         shape=(1, 8, 8),
         classes=10,
         size=1797,
     ),
-    Model(
-        kind="model",
-        name="mlp",
-        label="MLP",
-        config=ModelConfig(name="mlp"),
-        build="bench.harness.models:mlp",
-    ),
-    Model(
-        kind="model",
-        name="cnn",
-        label="CNN",
-        config=CNNConfig(name="cnn"),
-        build="bench.harness.models:cnn",
-        stacks=False,  # fw.stack takes Linear and element-wise layers only
-        images=True,
-    ),
+    _model("mlp", "MLP", ModelConfig),
+    # fw.stack takes Linear and element-wise layers only
+    _model("cnn", "CNN", CNNConfig, stacks=False, images=True),
 )
 """Every component, in the order figures, tables and option lists use."""
 

@@ -319,6 +319,7 @@ SETTINGS: dict[str, dict[str, str]] = {
         "data": "data (points)",
         "init": "init (weights)",
         "shuffle": "shuffle (batch order)",
+        "crossed": "crossed (data × init × shuffle)",
     },
     "engine": {"stacked": "stacked", "sequential": "sequential"},
 }

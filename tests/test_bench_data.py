@@ -129,3 +129,85 @@ def test_moons_refuse_a_negative_noise_naming_it(tmp_path):
 
     with pytest.raises(app.config.ConfigError, match=r"data\.noise=-0\.1"):
         app.run(compose("dataset=moons", "data.noise=-0.1"), tmp_path)
+
+
+# -- vary=crossed: every (data, init, shuffle) combination of L draws once --------------------
+
+
+@pytest.mark.parametrize("levels", [2, 5, 6])
+def test_crossed_folds_use_every_combination_of_draws_exactly_once(levels):
+    folds = levels**3
+    combos = [
+        tuple(data.stream_fold("crossed", k, stream, folds) for stream in data.STREAMS)
+        for k in range(folds)
+    ]
+    assert sorted(combos) == [
+        (i, j, k) for i in range(levels) for j in range(levels) for k in range(levels)
+    ]
+    # fold k: data draw k // L², init draw (k // L) % L, shuffle draw k % L
+    assert combos[levels**2 + (levels - 1) * levels + 1] == (1, levels - 1, 1)
+
+
+def test_the_report_decodes_a_crossed_fold_to_the_draws_the_harness_uses():
+    import numpy as np
+
+    from bench.report import variance
+
+    for folds in (8, 125, 216):
+        fold = np.arange(folds)
+        decoded = variance.fold_draws(fold, np.full(folds, folds))
+        for column, stream in zip(variance.DRAW_COLUMNS, data.STREAMS, strict=True):
+            harness = [data.stream_fold("crossed", k, stream, folds) for k in range(folds)]
+            assert decoded[column].tolist() == harness
+
+
+@pytest.mark.parametrize("vary", ["all", "data", "init", "shuffle"])
+@pytest.mark.parametrize("folds", [1, 8, 30])
+def test_the_other_vary_values_keep_their_draws_whatever_the_number_of_folds(vary, folds):
+    for k in range(folds):
+        for stream in data.STREAMS:
+            expected = k if vary in ("all", stream) else 0
+            assert data.stream_fold(vary, k, stream, folds) == expected
+
+
+@pytest.mark.parametrize("folds", [1, 7, 30, 100])
+def test_crossed_refuses_folds_that_are_not_a_cube_of_two_or_more_levels(folds):
+    with pytest.raises(ValueError, match="folds"):
+        data.stream_fold("crossed", 0, "data", folds)
+
+
+@pytest.mark.parametrize("folds", [1, 9, 30, 124])
+def test_config_refuses_crossed_unless_folds_is_a_cube_naming_folds(tmp_path, folds):
+    from bench_utils import compose
+
+    from bench.harness import app
+
+    with pytest.raises(app.config.ConfigError, match=rf"folds={folds}.*L\*\*3"):
+        app.run(compose("vary=crossed", f"folds={folds}"), tmp_path)
+
+
+def test_config_accepts_crossed_with_a_cube_of_folds():
+    from bench_utils import compose
+
+    from bench.harness import config
+
+    spec = config.job_spec(compose("vary=crossed", "folds=27"))
+    assert spec.training.vary == "crossed" and spec.training.folds == 27
+
+
+def test_a_crossed_job_trains_each_fold_on_its_combination_of_draws(tmp_path, monkeypatch):
+    """Through the engine: fold k's points, initial weights and batch order are those of the
+    draws stream_fold gives (the same as the vary=all folds of those indices)."""
+    from bench_utils import SMALL, compose
+
+    from bench.harness import config, engines
+
+    job = config.job_spec(compose(*[o for o in SMALL if not o.startswith("folds")],
+                                  "vary=crossed", "folds=8"))  # fmt: skip
+    every = config.job_spec(compose(*[o for o in SMALL if not o.startswith("folds")], "folds=8"))
+    for k in range(8):
+        i, j, s = (k // 4, (k // 2) % 2, k % 2)
+        assert torch.equal(engines.split(job, k).x_train, engines.split(every, i).x_train)
+        for stream, draw in (("init", j), ("shuffle", s)):
+            ours = torch.rand(3, generator=engines.stream(job, k, stream))
+            assert torch.equal(ours, torch.rand(3, generator=engines.stream(every, draw, stream)))

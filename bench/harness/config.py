@@ -221,6 +221,14 @@ def validate(cfg: DictConfig) -> None:
     _require(0 <= cfg.seed <= SEED_MAX, "seed", cfg.seed, f"in [0, 2**63 - 1 = {SEED_MAX}]")
     _require(cfg.epochs >= 1, "epochs", cfg.epochs, "at least 1")
     _require(cfg.folds >= 1, "folds", cfg.folds, "at least 1")
+    if cfg.vary.value == "crossed":  # every (data, init, shuffle) combination of L draws once
+        levels = round(cfg.folds ** (1 / 3))
+        _require(
+            levels >= 2 and levels**3 == cfg.folds,
+            "folds",
+            cfg.folds,
+            "with vary=crossed, a cube L**3 of L >= 2 levels per stream (8, 27, 64, 125, 216, ...)",
+        )
     _require(cfg.threads >= 1, "threads", cfg.threads, "at least 1")
     _require(cfg.chunk >= 0, "chunk", cfg.chunk, ">= 0 (0: sized automatically)")
     _require(len(cfg.framework.names) >= 1, "framework.names", [], "custom and/or torch")

@@ -32,9 +32,31 @@ def generator(seed: int, fold: int, stream: Stream) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(seed, fold, stream))
 
 
-def stream_fold(vary: str, fold: int, stream: Stream) -> int:
-    """The fold whose draw ``stream`` uses: ``fold`` itself, or, when only another stream varies
-    (``vary=data|init|shuffle``), fold 0's."""
+def crossed_levels(folds: int) -> int:
+    """The levels per stream L of a crossed design of ``folds`` = L³ folds (ValueError unless
+    ``folds`` is the cube of an L >= 2)."""
+    levels = round(folds ** (1 / 3))
+    if levels < 2 or levels**3 != folds:
+        raise ValueError(f"vary=crossed needs folds = L**3 with L >= 2 (8, 27, 64, ...): {folds}")
+    return levels
+
+
+#: the stride of each stream's draw in a crossed design's fold index, in units of L^power
+_CROSSED_POWER: dict[Stream, int] = {"data": 2, "init": 1, "shuffle": 0}
+
+
+def stream_fold(vary: str, fold: int, stream: Stream, folds: int) -> int:
+    """The draw (the fold index its generator derives from) that ``stream`` uses in fold ``fold``
+    of a job of ``folds`` folds:
+
+    - ``vary=all``: the fold's own draw of every stream;
+    - ``vary=data|init|shuffle``: the fold's own draw of that stream, fold 0's of the two others;
+    - ``vary=crossed`` (``folds`` = L³): every combination of L draws of each stream once, fold
+      k using data draw k // L², init draw (k // L) % L, shuffle draw k % L (so draws 0..L-1 of
+      each stream are the first L draws of ``vary=all``)."""
+    if vary == "crossed":
+        levels = crossed_levels(folds)
+        return fold // levels ** _CROSSED_POWER[stream] % levels
     return fold if vary in ("all", stream) else 0
 
 

@@ -103,14 +103,16 @@ ENGINES: dict[str, Engine] = {engine.name: engine for engine in (Sequential(), S
 
 def split(job: JobSpec, fold: int) -> data.Split:
     """The fold's data on the job's device and dtype."""
-    source = data.stream_fold(job.training.vary, fold, "data")
+    source = data.stream_fold(job.training.vary, fold, "data", job.training.folds)
     split_ = data.fold_split(job.data, job.training.seed, source)
     return split_.to(torch.device(job.engine.device), DTYPES[job.engine.dtype])
 
 
 def stream(job: JobSpec, fold: int, name: data.Stream) -> torch.Generator:
     """The fold's generator of one random stream (fold 0's for a stream that does not vary)."""
-    return data.generator(job.training.seed, data.stream_fold(job.training.vary, fold, name), name)
+    training = job.training
+    draw = data.stream_fold(training.vary, fold, name, training.folds)
+    return data.generator(training.seed, draw, name)
 
 
 def adapter(

@@ -58,8 +58,33 @@ LR = {"adam": 0.001, "rmsprop": 0.001}
 # fig3_tuned: each optimizer's best learning rate on the grid; the final error grows with the
 # squared distance (in decades) from it
 BEST_LR = {"sgd": 0.464, "sgd_momentum": 0.1, "adam": 0.01, "rmsprop": 0.00464}
-# variance_sources: the sd of the final test error between draws, per varying stream
-SPREAD = {"data": 0.02, "init": 0.025, "shuffle": 0.008, "all": 0.035}
+# variance_sources: a crossed design of CROSSED_LEVELS draws of each stream (whatever `folds`),
+# the final test error drawn from the three-way random-effects model with these sds per
+# component (the shuffle's and the init × shuffle's zero, as the harness's design makes them:
+# a batch order is a permutation of i.i.d. points). The curve's own noise (0.005) joins the
+# residual, and the decay towards the final error scales every component a little.
+CROSSED_LEVELS = 4
+CROSSED_SD = {
+    "data": 0.015,
+    "init": 0.01,
+    "shuffle": 0.0,
+    "data:init": 0.005,
+    "data:shuffle": 0.02,
+    "init:shuffle": 0.0,
+    "residual": 0.012,
+}
+
+
+def _crossed_errors(rng: np.random.Generator, base: float) -> np.ndarray:
+    """Final test errors of the L³ crossed runs, fold k at (k // L², (k // L) % L, k % L)."""
+    y = np.full((CROSSED_LEVELS,) * 3, base)
+    for component, sd in CROSSED_SD.items():
+        streams = component.split(":") if component != "residual" else ["data", "init", "shuffle"]
+        shape = [CROSSED_LEVELS if s in streams else 1 for s in ("data", "init", "shuffle")]
+        y = y + rng.normal(0.0, sd, shape)
+    return np.clip(y, 0.0, 0.45).reshape(-1)
+
+
 RATE = {"bce": 0.5, "adam": 0.6, "rmsprop": 0.5}
 SECONDS_PER_EPOCH = {"custom": 0.02, "torch": 0.016}
 
@@ -143,12 +168,14 @@ def make_results(
             base = final.get((exp, value), FINAL.get(value, 0.1))
             decay = rates.get((exp, value), RATE.get(value, 0.3))
             grid = catalog.experiments()[exp].lr_grid if exp in catalog.experiments() else ()
-            for lr, fold in itertools.product(grid or [common["lr"]], range(folds)):
+            crossed = _crossed_errors(rng, base) if exp == "variance_sources" else None
+            n_folds = folds if crossed is None else len(crossed)
+            for lr, fold in itertools.product(grid or [common["lr"]], range(n_folds)):
                 end = base
                 if grid:
                     end = min(0.45, base + 0.1 * np.log10(lr / BEST_LR.get(value, 0.1)) ** 2)
-                if exp == "variance_sources":
-                    end = float(np.clip(base + rng.normal(0.0, SPREAD[value]), 0.0, 0.45))
+                if crossed is not None:
+                    end = float(crossed[fold])
                 test = _curve(rng, epochs, end, decay)
                 val = np.clip(test + rng.normal(0.0, 0.004, epochs + 1), 0.0, 1.0) if grid else None
                 train = np.clip(test - 0.02, 0.0, 1.0)

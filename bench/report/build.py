@@ -217,10 +217,23 @@ def readme(
         "*Adam and RMSprop beat SGD (learning rates tuned on a validation split)* above.",
         tabs.lr_selection_md,
         "## Where the spread comes from",
-        "`variance_sources`: the variance over draws of the final test error when one random "
-        "stream varies and the two others stay fixed, against all three varying; 95% bootstrap "
-        "intervals, the share's interval resampling both groups of draws "
-        "([CSV](variance.csv)). Shares need not sum to 100%: the streams interact.",
+        "`variance_sources`: the Table III configuration trained on every combination of L "
+        "draws of the data points, L of the initial weights and L of the mini-batch order "
+        "(`vary=crossed`, L³ runs, one per combination). A three-way crossed random-effects "
+        "ANOVA without replication splits the variance of the final test error into seven "
+        "components: each stream, the three two-way interactions, and a residual that is the "
+        "three-way interaction (with one run per combination the two cannot be told apart). "
+        "The components are method-of-moments estimates from the mean squares (expected mean "
+        "squares of the balanced random model; Searle, Casella & McCulloch 1992), a negative "
+        "estimate truncated at 0; they sum to the variance of one run whose three streams are "
+        "all drawn afresh, and each share is a component over that sum, so the shares sum to "
+        "100%. The 95% intervals are generalized confidence intervals (Weerahandi 1993) from "
+        "the mean squares' χ² pivots: in simulation they covered the true components and "
+        "shares at about the nominal rate, where Satterthwaite's approximation and the "
+        "percentile parametric bootstrap fell short. A shuffle draw is a permutation of the "
+        "indices of i.i.d. points, so across data draws it has no effect of its own: the batch "
+        "order's part is the data × shuffle interaction, and the shuffle and init × shuffle "
+        "components are zero in expectation ([CSV](variance.csv)).",
         tabs.variance_md,
         "## Final errors per experiment",
         "Mean ± sd over the folds that reached the final epoch ([CSV](summary.csv)).",

@@ -481,44 +481,63 @@ def _draw_lr_sensitivity(
 
 def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
     table = variance.variance_table(df)
-    final = views.final_rows(data, ["vary"])
-    levels = views.level_order("vary", final["vary"].unique())
-    order = [label(v).replace(" (", "\n(") for v in levels]  # two-line ticks: they fit
-    palette = dict(zip(order, _palette("vary", levels).values(), strict=True))
-    fig = Figure(figsize=(11.0, 4.6), layout="constrained")
-    a, b = fig.subplots(1, 2)
-    sns.swarmplot(  # a deterministic layout (a strip plot's jitter is random)
-        data=final.assign(_x=final["vary"].map(dict(zip(levels, order, strict=True)))),
-        x="_x", y="test_error", order=order,
-        hue="_x", hue_order=order, palette=palette, size=4, legend=False, ax=a,
-    )  # fmt: skip
+    runs, set_aside = variance.crossed_runs(df)
+    notes = notes + set_aside
+    fig = Figure(figsize=(12.0, 5.0), layout="constrained")
+    a, b = fig.subplots(1, 2, width_ratios=[1.25, 1.0])
+    levels = int(runs["levels"].max()) if len(runs) else 0
+    if len(runs):
+        inits = list(range(int(runs["init_draw"].max()) + 1))
+        palette = dict(zip(inits, sns.color_palette("colorblind", len(inits)), strict=True))
+        sns.swarmplot(  # deterministic (a strip plot's jitter is random); one column per init
+            data=runs, x="data_draw", y="test_error", hue="init_draw", hue_order=inits,
+            palette=palette, dodge=True, size=3.2, ax=a,
+        )  # fmt: skip
+        means = runs.groupby("data_draw")["test_error"].mean()
+        a.hlines(means.to_numpy(), means.index - 0.45, means.index + 0.45, colors="black",
+                 linewidth=1.2, label="mean of the data draw")  # fmt: skip
+        a.legend(title="Init draw", ncols=len(inits) + 1, fontsize=8, title_fontsize=9,
+                 loc="upper center", columnspacing=0.8, handletextpad=0.2)  # fmt: skip
+        a.set_ylim(0.0, float(runs["test_error"].max()) * 1.2)
     a.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
-    a.set_xlabel("Varying stream (the others fixed)")
+    a.set_xlabel("Data draw (a column of dots per init draw, a dot per shuffle draw)")
     a.set_ylabel("Final test error")
-    a.set_title("(a) Final test error of every draw")
-    shown = table.set_index("source").reindex(levels)
-    x = range(len(levels))
-    heights = shown["variance"].to_numpy() * 1e4
-    errors = [
-        heights - shown["variance_ci_low"].to_numpy() * 1e4,
-        shown["variance_ci_high"].to_numpy() * 1e4 - heights,
-    ]
-    b.bar(x, heights, color=[palette[o] for o in order], yerr=errors, capsize=5)
-    for index, (source, row) in enumerate(shown.iterrows()):
-        if source != "all" and not pd.isna(row["share"]):
-            text = f"{row['share']:.0%}\n[{row['share_ci_low']:.0%}, {row['share_ci_high']:.0%}]"
-            b.text(index, row["variance_ci_high"] * 1e4, text, ha="center", va="bottom", fontsize=9)
-    b.set_xticks(list(x), order)
-    b.set_xlabel("Varying stream")
-    b.set_ylabel("Variance of the final test error (×10⁻⁴)")
-    b.set_title("(b) Variance, 95% CI; share of the all-streams variance")
-    b.set_ylim(0, max(1e-12, float(np.nanmax(shown["variance_ci_high"].to_numpy() * 1e4))) * 1.3)
-    _suptitle(fig, f"Where the spread comes from ({_fold_count(data, 'vary')} per stream)", notes)
+    a.set_title("(a) Final test error of every run")
+    if table.empty:
+        b.axis("off")
+        b.text(0.5, 0.5, textwrap.fill(f"Not decomposed: {table.attrs.get('note', '')}", 40),
+               ha="center", va="center", color="#a0322d")  # fmt: skip
+        b.set_title("(b) Each component's share, 95% interval")
+    else:
+        shown = table.iloc[::-1]  # the streams at the top
+        y = np.arange(len(shown))
+        share = shown["share"].to_numpy() * 100
+        errors = [share - shown["share_ci_low"] * 100, shown["share_ci_high"] * 100 - share]
+        colours = [PALETTE[i] for i in (0, 1, 2)] + ["0.55"] * 3 + ["0.3"]
+        b.barh(y, share, color=colours[::-1], xerr=errors, capsize=4)
+        for row, (value, high) in enumerate(zip(share, shown["share_ci_high"] * 100, strict=True)):
+            low = shown["share_ci_low"].iloc[row] * 100
+            b.text(high + 1.5, row, f"{value:.1f}% [{low:.1f}, {high:.1f}]", va="center",
+                   fontsize=9)  # fmt: skip
+        b.set_yticks(y, shown["component"].map(variance.LABELS).str.replace(" (", "\n("))
+        b.set_xlim(0, 135)
+        b.set_xticks(range(0, 101, 20))
+        b.xaxis.set_major_formatter(PercentFormatter(xmax=100, decimals=0))
+        total = table.attrs["total"]
+        b.set_xlabel("Share of the variance of one run (sum: 100%)")
+        b.set_title(
+            "(b) Each component's share, 95% interval\n(variance of one run "
+            f"{total['variance'] * 1e4:.2f} ×10⁻⁴: sd {np.sqrt(total['variance']) * 100:.2f} pp)"
+        )
+    design = f"{levels}×{levels}×{levels} crossed draws, {len(runs)} runs" if levels else "no runs"
+    _suptitle(fig, f"Where the spread comes from: data × init × shuffle ({design})", notes)
     return fig, (
-        "The Table III configuration trained while one random stream varies across draws and "
-        "the two others stay fixed, and while all three vary: (a) the final test error of each "
-        "draw, (b) its variance with a 95% bootstrap confidence interval, and each stream's "
-        "share of the all-streams variance with its interval"
+        "The Table III configuration trained on every combination of L draws of the data "
+        "points, L of the initial weights and L of the mini-batch order (L³ runs): (a) the final "
+        "test error of every run, by data draw (black: its mean), coloured by init draw; (b) the "
+        "share of each variance component (three-way random-effects ANOVA, method of moments, "
+        "negative estimates truncated at 0) in the variance of one run, with its 95% "
+        "generalized confidence interval; the three-way interaction is the residual"
     )
 
 

@@ -157,3 +157,45 @@ def test_pm_format(mean: float, sd: float, text: str) -> None:
 def test_cell_escapes_pipes_and_keeps_first_line() -> None:
     assert tables.cell("ValueError: a|b\nTraceback ...") == "ValueError: a\\|b"
     assert len(tables.cell("x" * 500, 80)) == 80
+
+
+def test_lr_selection_is_per_replicate_and_chooses_on_validation_recomputed_with_pandas() -> None:
+    """Each replicate of fig3_tuned picks its own rate: the lowest final validation error of its
+    own rates (ties: lower validation loss, then smaller lr), recomputed here with pandas; it is
+    judged on the test set at that rate; one CSV row per optimizer × replicate."""
+    raw = make_results(experiments=["fig3_tuned"], folds=5, epochs=6, seed=2)
+    per = tables.lr_selection(views.prepare(raw))
+    assert len(per) == 4 * 5 and list(per.columns) == tables.LR_SELECTION_COLUMNS
+    last = raw[raw["epoch"] == 6]
+    for row in per.itertuples(index=False):
+        mine = last[(last["optimizer"] == row.optimizer) & (last["fold"] == row.fold)]
+        best = mine.sort_values(["val_error", "val_loss", "lr"]).iloc[0]
+        assert row.chosen_lr == best["lr"] and row.val_error == best["val_error"]
+        assert row.test_error == best["test_error"]
+
+
+def test_lr_choice_never_reads_the_test_set() -> None:
+    """Scrambling every test error changes no replicate's choice."""
+    raw = make_results(experiments=["fig3_tuned"], folds=4, epochs=5, seed=1)
+    scrambled = raw.assign(test_error=np.random.default_rng(0).uniform(0, 1, len(raw)))
+    rows = [
+        views.experiment_rows(views.prepare(r), "fig3_tuned", grid=True) for r in (raw, scrambled)
+    ]
+    first, second = (views.lr_choices(r)["chosen_lr"].to_numpy() for r in rows)
+    assert (first == second).all()
+
+
+def test_lr_summary_counts_how_often_each_rate_won() -> None:
+    raw = make_results(experiments=["fig3_tuned", "fig3_optimizers"], folds=6, epochs=6)
+    df = views.prepare(raw)
+    per = tables.lr_selection(df)
+    summary = tables.lr_summary(df, per).set_index("optimizer")
+    for optimizer, group in per.groupby("optimizer"):
+        counts = group["chosen_lr"].value_counts()
+        assert summary.loc[optimizer, "n_modal"] == counts.max()
+        assert summary.loc[optimizer, "n_distinct"] == len(counts)
+        assert summary.loc[optimizer, "test_error_mean"] == pytest.approx(
+            group["test_error"].mean()
+        )
+    text = tables.lr_selection_markdown(summary.reset_index(), per)
+    assert "Chosen by the replicates (how often)" in text and "/6)" in text

@@ -429,13 +429,13 @@ def _draw_lr_sensitivity(
     rows = views.experiment_rows(df, "fig3_tuned", grid=True)
     curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
     final = views.final_rows(curves, ["optimizer", "lr"])
-    chosen = views.lr_selection(rows)
+    choices = views.lr_choices(rows).dropna(subset=["chosen_lr"])
     levels = views.level_order("optimizer", final["optimizer"].unique())
     palette = _palette("optimizer", levels)
     plot = final.assign(_hue=final["optimizer"].map(label))
     order = [label(v) for v in levels]
-    fig = Figure(figsize=(7.4, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(12.4, 4.8), layout="constrained")
+    a, b = fig.subplots(1, 2, sharex=True)
     sns.lineplot(
         data=plot,
         x="lr",
@@ -450,32 +450,40 @@ def _draw_lr_sensitivity(
         errorbar=("ci", 95),
         n_boot=2000,
         seed=0,
-        ax=ax,
+        ax=a,
     )
-    for row in chosen.itertuples(index=False):
-        ax.plot(
-            [row.chosen_lr], [row.val_error_mean], marker="*", markersize=16, linestyle="",
-            color=palette[label(row.optimizer)], markeredgecolor="black", zorder=5,
-        )  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_ylim(bottom=0.0)
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
-    ax.set_xlabel("Learning rate (log scale)")
-    ax.set_ylabel("Final validation error")
-    handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], marker="*", markersize=12, linestyle="", color="0.4",
-                          markeredgecolor="black"))  # fmt: skip
-    labels.append("chosen lr")
-    ax.legend(handles, labels, title=COLUMN_TITLES["optimizer"], loc="upper left")
+    a.set_xscale("log")
+    a.set_ylim(bottom=0.0)
+    a.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    a.set_xlabel("Learning rate (log scale)")
+    a.set_ylabel("Final validation error")
+    a.set_title("(a) Validation error over the grid")
+    a.legend(title=COLUMN_TITLES["optimizer"], loc="upper left")
+    # how often each rate of the grid won, zeros included: the distribution of the choices
+    grid = pd.MultiIndex.from_product([levels, sorted(final["lr"].unique())], names=["o", "lr"])
+    wins = choices.groupby(["optimizer", "chosen_lr"]).size().reindex(grid, fill_value=0)
+    wins = (wins / wins.groupby(level="o").transform("sum")).rename("share").reset_index()
+    sns.lineplot(
+        data=wins.assign(_hue=wins["o"].map(label)),
+        x="lr", y="share", hue="_hue", hue_order=order, style="_hue", style_order=order,
+        palette=palette, markers=True, dashes=False, legend=False, ax=b,
+    )  # fmt: skip
+    b.set_ylim(0.0, 1.02)
+    b.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    b.set_xlabel("Learning rate chosen (log scale)")
+    b.set_ylabel("Share of replicates choosing it")
+    b.set_title("(b) Each replicate's own choice")
     folds = _fold_count(final, "optimizer")
-    _suptitle(fig, f"Learning-rate sensitivity (mean and 95% CI over {folds})", notes)
-    excluded = chosen[chosen["n_excluded"] > 0]
-    gaps = "; ".join(f"{label(r.optimizer)} {r.n_excluded}" for r in excluded.itertuples())
+    _suptitle(fig, f"Learning-rate sensitivity and per-replicate tuning ({folds})", notes)
+    excluded = choices.groupby("optimizer")["n_excluded"].sum()
+    gaps = "; ".join(f"{label(o)} {int(n)}" for o, n in excluded.items() if n)
     return fig, (
-        "Final-epoch validation error against the learning rate, per optimizer: the line is the "
-        "mean over folds, the band its 95% bootstrap confidence interval; the star marks the "
-        "learning rate chosen (lowest mean validation error among the rates where no fold "
-        "diverged)" + (f"; rates where a fold diverged are left out ({gaps})" if gaps else "")
+        "(a) Final validation error against the learning rate, per optimizer: the line is the "
+        "mean over replicates, the band its 95% bootstrap confidence interval; (b) the share of "
+        "replicates that chose each rate, each on its own validation split (the lowest final "
+        "validation error among the rates at which it did not diverge): the tuning is inside "
+        "each replicate, so its variance is inside every interval of the tuned comparison"
+        + (f"; (replicate, rate) pairs left out because they diverged: {gaps}" if gaps else "")
     )
 
 

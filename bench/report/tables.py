@@ -392,8 +392,22 @@ def _write(path: Path, text: str) -> Path:
 TUNED = "fig3_tuned"
 LR_SELECTION_COLUMNS = [
     "optimizer",
+    "seed",
+    "fold",
     "chosen_lr",
-    "val_error_mean",
+    "val_error",
+    "test_error",
+    "n_lrs",
+    "n_excluded",
+]
+LR_SUMMARY_COLUMNS = [
+    "optimizer",
+    "n_folds",
+    "modal_lr",
+    "n_modal",
+    "n_distinct",
+    "chosen_min",
+    "chosen_max",
     "test_error_mean",
     "test_error_sd",
     "hand_picked_lr",
@@ -401,21 +415,34 @@ LR_SELECTION_COLUMNS = [
     "lr_min",
     "lr_max",
     "n_lrs",
-    "n_excluded",
-    "n_folds",
+    "n_unchosen",
 ]
 
 
 def lr_selection(df: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer of ``fig3_tuned``: the learning rate chosen on the validation split
-    (`views.lr_selection`), its mean validation error, the grid, and, judged on the test set
-    afterwards, its final test error beside the hand-picked learning rate's
-    (``fig3_optimizers``)."""
-    chosen = views.lr_selection(views.experiment_rows(df, TUNED, grid=True))
-    if chosen.empty:
+    """Per optimizer and replicate of ``fig3_tuned``: the learning rate that replicate chose on
+    its own validation split (`views.lr_choices`), its validation error, and, judged on the test
+    set afterwards, its final test error at that rate; the grid's size and the rates at which
+    the replicate diverged."""
+    rows = views.experiment_rows(df, TUNED, grid=True)
+    choices = views.lr_choices(rows)
+    if choices.empty:
         return pd.DataFrame(columns=LR_SELECTION_COLUMNS)
     tuned, _ = views.curve_rows(df, TUNED)
-    test = views.final_rows(tuned, ["optimizer"]).groupby("optimizer")["test_error"]
+    test = views.final_rows(tuned, ["optimizer"])[["optimizer", "seed", "fold", "test_error"]]
+    out = choices.merge(test, on=["optimizer", "seed", "fold"], how="left")
+    out = out.sort_values(["optimizer", "seed", "fold"], key=_level_rank, kind="mergesort")
+    return out[LR_SELECTION_COLUMNS].reset_index(drop=True)
+
+
+def lr_summary(df: pd.DataFrame, per_replicate: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer of ``fig3_tuned``: how its replicates chose (`views.lr_selection`), the test
+    error at each replicate's own choice (mean, sd), beside the paper's hand-picked rate and its
+    test error (``fig3_optimizers``, other replicates)."""
+    chosen = views.lr_selection(views.experiment_rows(df, TUNED, grid=True))
+    if chosen.empty:
+        return pd.DataFrame(columns=LR_SUMMARY_COLUMNS)
+    test = per_replicate.groupby("optimizer")["test_error"]
     hand, _ = views.curve_rows(df, "fig3_optimizers")
     hand_final = views.final_rows(hand, ["optimizer"]).groupby("optimizer")
     out = chosen.assign(
@@ -424,29 +451,43 @@ def lr_selection(df: pd.DataFrame) -> pd.DataFrame:
         hand_picked_lr=chosen["optimizer"].map(hand_final["lr"].first()),
         hand_picked_test_error_mean=chosen["optimizer"].map(hand_final["test_error"].mean()),
     )
-    return out.sort_values("optimizer", key=_level_rank, kind="mergesort")[LR_SELECTION_COLUMNS]
+    return out.sort_values("optimizer", key=_level_rank, kind="mergesort")[LR_SUMMARY_COLUMNS]
 
 
-def lr_selection_markdown(t: pd.DataFrame) -> str:
-    if t.empty:
+def _wins(per_replicate: pd.DataFrame, optimizer: str, shown: int = 3) -> str:
+    """``'0.1 (14/30), 0.215 (9/30), 0.0464 (5/30), 2 more'``: the rates chosen most often."""
+    chosen = per_replicate.loc[per_replicate["optimizer"] == optimizer, "chosen_lr"]
+    counts = chosen.value_counts().sort_index(kind="mergesort")
+    counts = counts.sort_values(ascending=False, kind="mergesort")
+    text = ", ".join(f"{lr:g} ({n}/{len(chosen)})" for lr, n in counts.head(shown).items())
+    rest = len(counts) - shown
+    return text + (f", {rest} more" if rest > 0 else "")
+
+
+def lr_selection_markdown(summary: pd.DataFrame, per_replicate: pd.DataFrame) -> str:
+    if summary.empty:
         return f"Not available: `{TUNED}` is not in the results."
     shown = pd.DataFrame(
         {
-            "Optimizer": t["optimizer"].map(label),
-            "Chosen lr": t["chosen_lr"].map(_key_text),
-            "Mean validation error": t["val_error_mean"].map(_number),
-            "Test error (tuned)": [
-                pm(m, d) for m, d in zip(t["test_error_mean"], t["test_error_sd"], strict=True)
+            "Optimizer": summary["optimizer"].map(label),
+            "Chosen by the replicates (how often)": [
+                _wins(per_replicate, o) for o in summary["optimizer"]
             ],
-            "Hand-picked lr": t["hand_picked_lr"].map(
+            "Test error at each replicate's choice": [
+                pm(m, d)
+                for m, d in zip(summary["test_error_mean"], summary["test_error_sd"], strict=True)
+            ],
+            "Hand-picked lr": summary["hand_picked_lr"].map(
                 lambda v: MISSING if pd.isna(v) else f"{v:g}"
             ),
-            "Test error (hand-picked)": t["hand_picked_test_error_mean"].map(_number),
+            "Test error (hand-picked)": summary["hand_picked_test_error_mean"].map(_number),
             "Grid": [
                 f"{n} values, {lo:g}–{hi:g}"
-                for n, lo, hi in zip(t["n_lrs"], t["lr_min"], t["lr_max"], strict=True)
+                for n, lo, hi in zip(
+                    summary["n_lrs"], summary["lr_min"], summary["lr_max"], strict=True
+                )
             ],
-            "lrs left out (a fold diverged)": t["n_excluded"].astype(str),
+            "Replicates with every rate diverged": summary["n_unchosen"].astype(str),
         }
     )
     return shown.to_markdown(index=False)
@@ -461,7 +502,7 @@ def build_tables(df: pd.DataFrame, out_dir: Path) -> Tables:
     t3_md, s_md, e_md = table3_markdown(t3), summary_markdown(s), equivalence_markdown(e)
     t4, lrs, v = table4(df), lr_selection(df), variance.variance_table(df)
     t4_md = table4_markdown(t4)
-    lrs_md, v_md = lr_selection_markdown(lrs), variance.variance_markdown(v)
+    lrs_md, v_md = lr_selection_markdown(lr_summary(df, lrs), lrs), variance.variance_markdown(v)
     files = [
         _write(out_dir / "table3.md", t3_md),
         _write(out_dir / "table3.tex", table3_latex(t3)),

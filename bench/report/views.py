@@ -127,61 +127,91 @@ TUNED: dict[str, tuple[float, ...]] = {
 
 
 def experiment_rows(df: pd.DataFrame, name: str, grid: bool = False) -> pd.DataFrame:
-    """Every row of one experiment, failed-job rows included. For a tuned experiment, only the
-    rows at each configuration's chosen learning rate (`lr_selection`), unless ``grid``."""
+    """Every row of one experiment, failed-job rows included. For a tuned experiment, each
+    replicate's rows at the learning rate that replicate chose (`lr_choices`), unless ``grid``."""
     rows = df[df["experiment"] == name]
     if name not in TUNED or grid:
         return rows
-    chosen = lr_selection(rows)[[*SELECTION_KEYS, "chosen_lr"]]
+    chosen = lr_choices(rows)[[*SELECTION_KEYS, "seed", "fold", "chosen_lr"]].dropna()
     picked = pd.MultiIndex.from_frame(chosen).to_list()
-    at_choice = pd.MultiIndex.from_frame(rows[[*SELECTION_KEYS, "lr"]]).isin(picked)
+    keys = rows[[*SELECTION_KEYS, "seed", "fold", "lr"]]
+    at_choice = pd.MultiIndex.from_frame(keys).isin(picked)
     return rows[at_choice | (rows["status"] == "failed").to_numpy()]
 
 
 #: what a learning rate is chosen for: each configuration of a tuned experiment
 SELECTION_KEYS = [c for c in CONFIG_COLUMNS if c != "framework"] + ["framework"]
+CHOICE_COLUMNS = [*SELECTION_KEYS, "seed", "fold", "chosen_lr", "val_error", "val_loss", "n_lrs",
+                  "n_excluded"]  # fmt: skip
+
+
+def lr_choices(rows: pd.DataFrame) -> pd.DataFrame:
+    """The learning rate each replicate of a tuned experiment's ``rows`` (every lr of the grid)
+    picks for itself, on its own validation split, never the test set: tuning is part of the
+    replicate, so its variance is inside every interval computed from the replicates
+    (Bouthillier et al. 2021).
+
+    Rule, per configuration and replicate (seed, fold): among the learning rates at which this
+    replicate reached the final epoch with finite numbers, the lowest final validation error;
+    ties go to the lower validation loss, then the smaller lr. Columns: the configuration,
+    ``seed``, ``fold``, ``chosen_lr`` (NaN when every rate diverged), its ``val_error`` and
+    ``val_loss``, ``n_lrs`` (the grid's size) and ``n_excluded`` (rates at which it diverged).
+    """
+    curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
+    if curves.empty:
+        return pd.DataFrame(columns=CHOICE_COLUMNS)
+    keys = [*SELECTION_KEYS, "lr"]
+    final = final_rows(curves, keys)
+    final = final[final["val_error"].notna()]
+    replicate = [*SELECTION_KEYS, "seed", "fold"]
+    grid = curves.groupby(SELECTION_KEYS, dropna=False)["lr"].nunique().rename("n_lrs")
+    ranked = final.sort_values(["val_error", "val_loss", "lr"], kind="mergesort")
+    best = ranked.drop_duplicates(replicate, keep="first")
+    out = (
+        curves[replicate]
+        .drop_duplicates()
+        .merge(best[[*replicate, "lr", "val_error", "val_loss"]], on=replicate, how="left")
+    )
+    out = out.rename(columns={"lr": "chosen_lr"}).join(grid, on=SELECTION_KEYS)
+    finished = final.groupby(replicate, dropna=False)["lr"].nunique().rename("n_finished")
+    out = out.join(finished, on=replicate)
+    out["n_excluded"] = (out["n_lrs"] - out["n_finished"].fillna(0)).astype("int64")
+    return out[CHOICE_COLUMNS].reset_index(drop=True)
 
 
 def lr_selection(rows: pd.DataFrame) -> pd.DataFrame:
-    """The learning rate chosen for each configuration of a tuned experiment's ``rows`` (every
-    lr of the grid), on the validation split only, never the test set.
-
-    Rule: among the learning rates where no fold diverged, the lowest mean final-epoch
-    validation error over folds; ties go to the lower mean validation loss, then the smaller
-    lr. Columns: the configuration, ``chosen_lr``, ``val_error_mean``, ``lr_min``, ``lr_max``,
-    ``n_lrs`` (grid size), ``n_excluded`` (lrs where a fold diverged), ``n_folds``.
-    """
-    curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
-    columns = [*SELECTION_KEYS, "chosen_lr", "val_error_mean", "lr_min", "lr_max", "n_lrs",
-               "n_excluded", "n_folds"]  # fmt: skip
-    if curves.empty:
+    """How the replicates of each configuration of a tuned experiment chose (`lr_choices`):
+    ``n_folds``, the rate chosen most often (``modal_lr``, ties to the smaller) and how many
+    replicates chose it (``n_modal``), the distinct rates chosen (``n_distinct``), the smallest
+    and largest chosen (``chosen_min``, ``chosen_max``), the mean validation error at the
+    choices, the grid (``lr_min``, ``lr_max``, ``n_lrs``) and the replicates with no rate left
+    (``n_unchosen``: every rate diverged)."""
+    choices = lr_choices(rows)
+    summary = ["n_folds", "modal_lr", "n_modal", "n_distinct", "chosen_min", "chosen_max",
+               "val_error_mean", "lr_min", "lr_max", "n_lrs", "n_unchosen"]  # fmt: skip
+    columns = [*SELECTION_KEYS, *summary]
+    if choices.empty:
         return pd.DataFrame(columns=columns)
-    keys = [*SELECTION_KEYS, "lr"]
-    final = final_rows(curves, keys)
-    started = curves.groupby(keys)[["seed", "fold"]].apply(lambda g: len(g.drop_duplicates()))
-    scores = final.groupby(keys).agg(
-        val_error_mean=("val_error", "mean"),
-        val_loss_mean=("val_loss", "mean"),
-        n_final=("fold", "size"),
-    )
-    scores = scores.join(started.rename("n_started"))
-    scores["eligible"] = (scores["n_final"] == scores["n_started"]) & scores[
-        "val_error_mean"
-    ].notna()
+    lrs = rows.groupby(SELECTION_KEYS, dropna=False)["lr"].agg(["min", "max"])
     out = []
-    for config, group in scores.reset_index().groupby(SELECTION_KEYS, sort=False):
-        pool = group[group["eligible"]].sort_values(["val_error_mean", "val_loss_mean", "lr"])
-        best = pool.iloc[0] if len(pool) else None
+    for config, group in choices.groupby(SELECTION_KEYS, sort=False, dropna=False):
+        chosen = group["chosen_lr"].dropna()
+        counts = chosen.value_counts().sort_index(kind="mergesort")
+        modal = counts.idxmax() if len(counts) else float("nan")  # first maximum: smaller lr
         out.append(
             dict(zip(SELECTION_KEYS, config, strict=True))
             | {
-                "chosen_lr": best["lr"] if best is not None else float("nan"),
-                "val_error_mean": best["val_error_mean"] if best is not None else float("nan"),
-                "lr_min": group["lr"].min(),
-                "lr_max": group["lr"].max(),
-                "n_lrs": len(group),
-                "n_excluded": int((~group["eligible"]).sum()),
-                "n_folds": int(group["n_started"].max()),
+                "n_folds": len(group),
+                "modal_lr": modal,
+                "n_modal": int(counts.max()) if len(counts) else 0,
+                "n_distinct": len(counts),
+                "chosen_min": chosen.min(),
+                "chosen_max": chosen.max(),
+                "val_error_mean": group["val_error"].mean(),
+                "lr_min": lrs.loc[config, "min"],
+                "lr_max": lrs.loc[config, "max"],
+                "n_lrs": int(group["n_lrs"].iloc[0]),
+                "n_unchosen": int(group["chosen_lr"].isna().sum()),
             }
         )
     return pd.DataFrame(out, columns=columns)
@@ -218,9 +248,11 @@ def config_keys(rows: pd.DataFrame, name: str) -> list[str]:
     """The columns that tell configurations of one experiment apart: swept ones, then any other
     configuration column (or ``lr``) that varies in ``rows``."""
     swept = list(EXPERIMENTS[name].swept)
+    # a tuned experiment's replicates each train at their own rate: lr is not a configuration
+    lr = () if name in TUNED else ("lr",)
     extra = [
         c
-        for c in (*CONFIG_COLUMNS, "lr")
+        for c in (*CONFIG_COLUMNS, *lr)
         if c not in swept and c in rows.columns and rows[c].nunique(dropna=False) > 1
     ]
     return swept + extra
@@ -308,7 +340,10 @@ def partial_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     killed before its last fold: re-running the sweep resumes it)."""
     if "folds" not in curves.columns or curves["folds"].isna().all() or curves.empty:
         return []
-    keys = [*keys, "lr"] if curves["lr"].nunique() > 1 and "lr" not in keys else list(keys)
+    # lr tells configurations apart when a replicate trains several rates (a grid, not tuned
+    # per replicate: those carry one rate each, their own)
+    several = curves.groupby([*keys, "seed", "fold"], dropna=False)["lr"].nunique().max() > 1
+    keys = [*keys, "lr"] if several and "lr" not in keys else list(keys)
     grouped = curves.groupby(list(keys), dropna=False, sort=False)
     held = grouped[["seed", "fold"]].apply(lambda g: len(g.drop_duplicates()))
     configured = grouped["folds"].max()

@@ -175,21 +175,35 @@ def readme(
         else "Nothing missing: every expected configuration "
         "has finished folds, no job failed and no fold diverged.",
         "## The paper's claims, checked",
-        "Each claim is decided from per-fold numbers (paired by fold where it compares two "
-        "settings, since they share each fold's data, initial weights and batch order): the "
-        "estimate is the mean over folds, with its 95% BCa bootstrap confidence interval, and "
-        "the share of folds on the claim's side. **supported**: the interval lies on the "
-        "claim's side of its threshold; **contradicted**: on the other side; **inconclusive**: "
-        "it spans the threshold; **not evaluated**: fewer than 2 folds or a setting missing. "
-        "For a claim with several parts, the line shows its weakest part. This run: "
+        "Each claim is a specification (its experiment, metric, window of epochs, pinned "
+        "settings and margin) and its rule below is generated from it. Replicates share their "
+        "data, initial weights and batch order across the settings compared, so a comparison "
+        "is decided from the per-replicate paired differences: the estimate is their mean, "
+        "with its 95% confidence interval, and the share of replicates on the claim's side "
+        "(the probability of improvement) with its 95% interval. **supported**: the interval "
+        "lies on the claim's side of its threshold (for equivalence, inside the band: two "
+        "one-sided tests); **contradicted**: on the other side; **inconclusive**: it spans it; "
+        "**not evaluated**: fewer than 2 replicates or a setting missing. The paper's "
+        "single-run numbers are checked against the 95% prediction interval of one run. For "
+        "a claim with several parts, the line shows its weakest part. This run: "
         + ", ".join(f"{n} {v}" for v, n in counts.items())
         + ". Errors are fractions (0.100 is 10%); pp = percentage points "
         "([CSV](claims.csv)).",
+        claims.method_markdown(verdicts),
+        claims.multiplicity_markdown(verdicts),
         claims.claims_markdown(verdicts),
+        "### Replicates: used, needed, shared",
+        "For each claim (its weakest part): the spread of its per-replicate numbers (sd), the "
+        "replicates used, the 95% interval's half-width at that number, the replicates a "
+        "decision would need at the observed effect with the same spread, and the other "
+        "claims read from the same runs (their errors are correlated; each experiment draws "
+        "its own replicates, so no two experiments share any).",
+        claims.power_markdown(verdicts),
         "## Figures",
-        "Curves are the mean over folds with a ±1 sd band (sd over folds, not a confidence "
-        "interval); the learning-rate sensitivity and variance figures show 95% bootstrap "
-        "confidence intervals, as their captions say. Vector versions (SVG) beside each PNG.",
+        "Curves are the mean over replicates with a ±1 sd band (sd over replicates, not a "
+        "confidence interval); the learning-rate sensitivity figure shows 95% bootstrap "
+        "confidence intervals and the variance figure 95% generalized confidence intervals, "
+        "as their captions say. Vector versions (SVG) beside each PNG.",
         *(_figure_section(f) for f in figs),
         "## Table III: framework performances",
         "`fig5_frameworks`, float32, last epoch: accuracy = 1 − error, time = cumulative "

@@ -58,3 +58,12 @@ def test_collect_cli_exits_3_when_a_job_failed_but_writes_the_table(tmp_path, mo
     out = tmp_path / "table.parquet"
     assert collect.main([str(tmp_path / "runs"), "--out", str(out)]) == 3
     assert set(pd.read_parquet(out)["status"]) == {"ok", "failed"}
+
+
+def test_config_id_merges_fold_counts_except_in_a_crossed_design():
+    """More folds of the same configuration are more replicates of it (merged); in a crossed
+    design the fold count sets which draws fold k combines, so it is another configuration."""
+    base = {"seed": 0, "epochs": 3, "vary": "all"}
+    assert collect.config_id(base | {"folds": 3}) == collect.config_id(base | {"folds": 10})
+    crossed = base | {"vary": "crossed"}
+    assert collect.config_id(crossed | {"folds": 8}) != collect.config_id(crossed | {"folds": 27})

@@ -64,8 +64,10 @@ MERGEABLE = ("name", "folds")
 
 
 def config_id(config: dict[str, Any]) -> str:
-    """A short hash of everything in ``config`` that can change a fold's numbers."""
-    kept = {k: v for k, v in config.items() if k not in MERGEABLE}
+    """A short hash of everything in ``config`` that can change a fold's numbers (in a crossed
+    design the number of folds does: it sets which draws fold k combines)."""
+    crossed = config.get("vary") == "crossed"
+    kept = {k: v for k, v in config.items() if k not in MERGEABLE or (crossed and k == "folds")}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -109,7 +109,8 @@ def split(job: JobSpec, fold: int) -> data.Split:
 
 
 def stream(job: JobSpec, fold: int, name: data.Stream) -> torch.Generator:
-    """The fold's generator of one random stream (fold 0's for a stream that does not vary)."""
+    """The fold's generator of one random stream (`data.stream_fold`: the fold's own draw, fold
+    0's for a stream that does not vary, or its level in the crossed design)."""
     training = job.training
     draw = data.stream_fold(training.vary, fold, name, training.folds)
     return data.generator(training.seed, draw, name)

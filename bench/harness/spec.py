@@ -98,7 +98,7 @@ class TrainingSpec:
     batch_size: int
     folds: int
     seed: int
-    vary: str  # the random streams that differ between folds: all, data, init or shuffle
+    vary: str  # the streams that differ between folds: all, data, init, shuffle, or crossed
     lrs: tuple[float, ...]  # the learning rates each fold trains (lr_grid, or optimizer.lr)
 
 

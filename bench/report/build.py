@@ -194,8 +194,9 @@ def readme(
         claims.claims_markdown(verdicts),
         "### Replicates: used, needed, shared",
         "For each claim (its weakest part): the spread of its per-replicate numbers (sd), the "
-        "replicates used, the 95% interval's half-width at that number, the replicates a "
-        "decision would need at the observed effect with the same spread, and the other "
+        "replicates used, the 95% interval's half-width on the side facing the threshold, the "
+        "replicates a decision would need at the observed effect (that side narrows as "
+        "1/√n), and the other "
         "claims read from the same runs (their errors are correlated; each experiment draws "
         "its own replicates, so no two experiments share any).",
         claims.power_markdown(verdicts),

@@ -91,7 +91,10 @@ def _names(values: Sequence[str]) -> str:
 
 
 def _amount(value: float, unit: str) -> str:
-    return f"{value * 100:g} percentage points" if unit == "pp" else f"{value:g} s"
+    if unit == "s":
+        return f"{value:g} s"
+    points = value * 100
+    return f"{points:g} percentage point" + ("" if points == 1 else "s")
 
 
 def _window(spec: ClaimSpec) -> str:
@@ -417,15 +420,18 @@ def _level(table: pd.DataFrame, spec: ClaimSpec, level: str, unit: str) -> Part:
     single = stats.single_run(runs, float(spec.target))
     mean = stats.interval(runs)
     target = float(spec.target)
+    low, high = single.low, single.high
+    if unit == "pp":  # an error rate lies in [0, 1]: so does one run's (coverage unchanged)
+        low, high = max(low, 0.0), min(high, 1.0)
     return Part(
         label(level),
         spec.kind,
         single.verdict,
         mean,
         runs,
-        min(target - single.low, single.high - target),
+        min(target - low, high - target),
         unit,
-        prediction=(single.low, single.high),
+        prediction=(low, high),
     )
 
 

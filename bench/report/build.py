@@ -231,7 +231,7 @@ def readme(
         "tuning is part of the replicate and its variance is inside the interval (Bouthillier "
         "et al. 2021); beside it, the paper's hand-picked rate (`fig3_optimizers`). Every "
         "replicate's choice: [CSV](lr_selection.csv). The tuned comparison of the optimizers "
-        "is the claim *Adam and RMSprop beat SGD (learning rates tuned on a validation split)* "
+        "is the claim *Adam and RMSprop beat SGD (learning rates tuned in each replicate)* "
         "above.",
         tabs.lr_selection_md,
         "## Where the spread comes from",

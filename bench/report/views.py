@@ -67,7 +67,7 @@ class Experiment:
 PRESENTATION: dict[str, tuple[str, str]] = {
     "fig2_activations": ("Figure 2", "activation functions"),
     "fig3_optimizers": ("Figure 3", "optimizers"),
-    "fig3_tuned": ("Figure 3, tuned", "optimizers at learning rates tuned on a validation split"),
+    "fig3_tuned": ("Figure 3, tuned", "optimizers at learning rates tuned in each replicate"),
     "fig4_losses": ("Figure 4", "loss functions"),
     "fig5_frameworks": ("Figure 5", "custom framework vs torch.nn"),
     "initializers": ("Initializer figure", "weight initializers"),

@@ -4,6 +4,7 @@ follow torch's autograd exactly (ReLU'(0) = 0, LeakyReLU'(0) = slope, ELU'(0) = 
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 
@@ -41,13 +42,17 @@ class Activation(Module):
         self.input: torch.Tensor | None = None
         self.output: torch.Tensor | None = None
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """``{argument: value}`` for each constructor argument, read from the attribute of the
+        same name (the rule above), in the constructor's order."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
+
     def extra_repr(self) -> str:
         """The hyperparameters, ``name=value`` for each constructor argument."""
-        names = [n for n in inspect.signature(type(self).__init__).parameters if hasattr(self, n)]
-        values = {name: getattr(self, name) for name in names}
         return ", ".join(
             f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
-            for name, value in values.items()
+            for name, value in self.hyperparameters().items()
         )
 
     # In-place variants, for a container that owns the tensors (``Sequential``): the same values

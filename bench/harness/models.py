@@ -5,7 +5,6 @@ Their torch twins are built in ``reference``."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -142,13 +141,13 @@ def check(job: JobSpec) -> None:
     refuses (``optimizer.nesterov=true`` without momentum, a radius outside the square) raises a
     ConfigError naming the key, before anything trains. With the stacked engine, also stack two
     models."""
-    data, on_cpu = job.data, dataclasses.replace(job.engine, device="cpu")
+    data = job.data
     draw = data.dataset.entry.load()
     generator = torch.Generator().manual_seed(0)
     _built("data", data.dataset, lambda: draw(1, 1, generator, **data.dataset.kwargs()))
     _built("activation", job.model.activation, lambda: build_activation(job.model.activation))
     _built("loss", job.training.loss, lambda: build_loss(job.training.loss))
-    job = dataclasses.replace(job, engine=on_cpu)
+    job = job.replace_engine(device="cpu")
     model = _built("model", job.model.model, lambda: build_model(job, generator))
     _built("optimizer", job.optimizer, lambda: build_optimizer(job.optimizer, model.parameters()))
     if job.engine.name == "stacked":

@@ -9,9 +9,7 @@ architecture's own layers (Linear, Conv2d, BatchNorm, ...) here.
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import torch
 
@@ -62,13 +60,6 @@ def torch_module(module: fw.Module) -> torch.nn.Module:
     return twin
 
 
-def hyperparameters(module: fw.Module) -> dict[str, Any]:
-    """A layer's constructor arguments, read back from the attributes of the same names (the
-    framework's rule for element-wise layers, as torch's)."""
-    names = list(inspect.signature(type(module).__init__).parameters)[1:]
-    return {name: getattr(module, name) for name in names if hasattr(module, name)}
-
-
 def _registered(kind: str, piece: type) -> registry.Entry | None:
     """The registry entry whose framework piece is ``piece`` (None if there is none)."""
     for entry in registry.entries(kind).values():
@@ -82,7 +73,7 @@ def _torch_module(module: fw.Module) -> torch.nn.Module:
         return torch.nn.Sequential(*(torch_module(m) for m in module))
     activation = _registered("activation", type(module))
     if activation is not None:  # every activation of the harness: torch's from the registry
-        return activation.load_twin()(**hyperparameters(module))
+        return activation.load_twin()(**module.hyperparameters())
     if isinstance(module, fw.Linear):
         weight = module.weight.data
         return torch.nn.Linear(

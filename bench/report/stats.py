@@ -164,7 +164,7 @@ import dataclasses
 import functools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,6 +258,13 @@ def t_star(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.where(tiny, np.where(flat, 0.0, np.sign(shift) * np.inf), t)
 
 
+def _chunks(rows: int, resamples: int) -> Iterator[slice]:
+    """Slices of ``rows`` samples whose ``resamples`` bootstrap statistics each hold at most
+    2e6 values in memory at a time."""
+    step = max(1, 2_000_000 // resamples)
+    return (slice(start, start + step) for start in range(0, rows, step))
+
+
 def _rank(alpha: float, resamples: int) -> int:
     """The 0-based position of the order statistic k = α·(B + 1) among B sorted values (α·(B+1)
     rounded down, at least the first: never a less extreme one than asked)."""
@@ -285,9 +292,7 @@ def studentized_bounds(
     counts = design(x.shape[-1], resamples, seed)
     lows, highs = np.empty(mean.shape), np.empty(mean.shape)
     flat_x, flat_lo, flat_hi = x.reshape(-1, x.shape[-1]), lows.reshape(-1), highs.reshape(-1)
-    step = max(1, 2_000_000 // resamples)  # ≤ 2e6 resample statistics in memory at a time
-    for start in range(0, len(flat_x), step):
-        chunk = slice(start, start + step)
+    for chunk in _chunks(len(flat_x), resamples):
         t = np.partition(t_star(flat_x[chunk], counts), [low_rank, high_rank], axis=-1)
         m, s = mean.reshape(-1)[chunk], se.reshape(-1)[chunk]
         with np.errstate(invalid="ignore"):  # s = 0 times ±∞: the point interval below
@@ -336,14 +341,6 @@ def mean_bounds(
     return np.minimum(boot_low, t_low), np.maximum(boot_high, t_high)
 
 
-def _t_obs(x: np.ndarray, threshold: float) -> float:
-    """(x̄ − threshold)/(s/√n); ±∞ (0 at equality) when s = 0."""
-    mean, se = (float(v) for v in _moments(x))
-    if se > 0:
-        return (mean - threshold) / se
-    return 0.0 if mean == threshold else math.copysign(math.inf, mean - threshold)
-
-
 def _p_values(x: np.ndarray, threshold: float) -> tuple[float, float]:
     """The one-sided p-values of "the mean is above ``threshold``" and of "below", consistent
     with `mean_bounds` (an end of it is past the threshold exactly when both its tests reject):
@@ -355,16 +352,8 @@ def _p_values(x: np.ndarray, threshold: float) -> tuple[float, float]:
     t = (x̄ − threshold)/(s/√n), T*_b the resamples of `studentized_bounds`, F_{n−1} the t
     distribution's cdf. So p_above ≤ 0.025 exactly when the interval's low end is above the
     threshold (Efron & Tibshirani 1993, ch. 16: the test inverting the interval)."""
-    observed = _t_obs(x, threshold)
-    df = len(x) - 1
-    t_above, t_below = stats.t.sf(observed, df), stats.t.cdf(observed, df)
-    if len(x) < MIN_BOOTSTRAP:  # the t-interval alone (`mean_bounds`)
-        return float(t_above), float(t_below)
-    t = t_star(x, design(len(x)))
-    scale = len(t) + 1
-    boot_above = (1 + np.sum(t >= observed)) / scale
-    boot_below = (1 + np.sum(t <= observed)) / scale
-    return float(max(boot_above, t_above)), float(max(boot_below, t_below))
+    above, below = p_sides(np.asarray(x, dtype=float)[None], threshold, N_RESAMPLES)
+    return float(above[0]), float(below[0])
 
 
 # -- intervals ---------------------------------------------------------------------------------
@@ -556,11 +545,11 @@ def p_sides(
     x = np.asarray(x, dtype=float)
     n = x.shape[-1]
     mean, se = _moments(x)
+    # t = (x̄ − threshold)/(s/√n); when s = 0, ±∞ beyond the threshold and 0 on it
+    gap = mean - threshold
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = np.where(
-            se > 0,
-            (mean - threshold) / np.where(se > 0, se, 1.0),
-            np.sign(mean - threshold) * np.inf,
+            se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap == 0, 0.0, np.sign(gap) * np.inf)
         )
     t_above, t_below = stats.t.sf(observed, n - 1), stats.t.cdf(observed, n - 1)
     if n < MIN_BOOTSTRAP:
@@ -568,9 +557,7 @@ def p_sides(
     counts = design(n, resamples, seed)
     flat, obs = x.reshape(-1, n), observed.reshape(-1, 1)
     above, below = np.empty(len(flat)), np.empty(len(flat))
-    step = max(1, 2_000_000 // resamples)
-    for start in range(0, len(flat), step):
-        chunk = slice(start, start + step)
+    for chunk in _chunks(len(flat), resamples):
         t = t_star(flat[chunk], counts)
         above[chunk] = (1 + np.sum(t >= obs[chunk], axis=-1)) / (resamples + 1)
         below[chunk] = (1 + np.sum(t <= obs[chunk], axis=-1)) / (resamples + 1)

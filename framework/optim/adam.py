@@ -151,10 +151,10 @@ class AdamW(Adam):
         \theta_{t-1} &\leftarrow (1 - \gamma \lambda)\, \theta_{t-1} \\
         m_t, v_t, \theta_t &\leftarrow \text{Adam's, from the raw gradient } g_t
 
-    Exactly ``Adam(..., decoupled_weight_decay=True)``, as in torch (whose ``AdamW`` is that
-    subclass): the groups hold ``decoupled_weight_decay=True``, so state dicts move between this
-    class, ``torch.optim.AdamW`` and ``torch.optim.Adam(decoupled_weight_decay=True)``. Per-model
-    and 0-dim tensor hyperparameters as Adam's.
+    Exactly ``Adam(..., decoupled_weight_decay=True)``, as in PyTorch (whose ``optim.AdamW`` is
+    that subclass): the groups hold ``decoupled_weight_decay=True``, so state dicts move between
+    this class, PyTorch's ``optim.AdamW`` and its ``optim.Adam(decoupled_weight_decay=True)``.
+    Per-model and 0-dim tensor hyperparameters as Adam's.
 
     Args:
         params, lr, betas, eps: as Adam's.
@@ -173,7 +173,7 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         **torch_only: Any,
     ) -> None:
-        if "decoupled_weight_decay" in torch_only:  # as torch.optim.AdamW: always decoupled
+        if "decoupled_weight_decay" in torch_only:  # as PyTorch's optim.AdamW: always decoupled
             raise TypeError(
                 "AdamW.__init__() got an unexpected keyword argument 'decoupled_weight_decay'"
             )

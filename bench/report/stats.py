@@ -732,7 +732,9 @@ def _prediction_ends(values: np.ndarray, level: float) -> tuple[np.ndarray, np.n
     return np.minimum(mean - k * sd, lowest), np.maximum(mean + k * sd, highest)
 
 
-def single_run(values: np.ndarray, x: float, level: float = CONFIDENCE) -> SingleRun:
+def single_run(
+    values: np.ndarray, x: float, level: float = CONFIDENCE, ends: float = CONFIDENCE
+) -> SingleRun:
     """The verdict on "a single run gives about ``x``" (one run's value, not the mean).
 
     The prediction interval [L, U] (`prediction_interval`) holds one new run with probability
@@ -748,17 +750,19 @@ def single_run(values: np.ndarray, x: float, level: float = CONFIDENCE) -> Singl
     its ends uncertain: at n = 2 (k = 15.5 s) almost any x is inside, and "supported" would
     say nothing; here it is inconclusive. Supported implies inside and contradicted outside,
     so the rule only withholds a verdict near an end; it never reverses one. Not evaluated
-    with fewer than MIN_FOLDS values."""
+    with fewer than MIN_FOLDS values. ``ends``: the confidence of the ends' intervals (95%;
+    higher at the later looks of a sequential design, `bench.report.sequential.spent`)."""
     values = np.asarray(values, dtype=float)
     n = len(values)
     low, high = prediction_interval(values, level)
     if math.isnan(low):
         return SingleRun(NOT_EVALUATED, low, high, (math.nan,) * 2, (math.nan,) * 2, n)
-    low_rank, high_rank = _ranks(N_RESAMPLES)
-    ends = _prediction_ends(values, level)
+    tail = (1 - ends) / 2
+    low_rank, high_rank = _rank(tail, N_RESAMPLES), N_RESAMPLES - 1 - _rank(tail, N_RESAMPLES)
+    ends_ = _prediction_ends(values, level)
     (l_lo, l_hi), (u_lo, u_hi) = (
         tuple(float(v) for v in np.partition(e, [low_rank, high_rank])[[low_rank, high_rank]])
-        for e in ends
+        for e in ends_
     )
     if max(low, l_hi) < x < min(high, u_lo):
         verdict = SUPPORTED

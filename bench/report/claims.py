@@ -1,17 +1,19 @@
-"""The paper's claims, each a specification decided from the results with its uncertainty.
+"""A study's claims, each a specification decided from the results with its uncertainty.
 
-A claim is data (`ClaimSpec`): its kind, the experiment and the metric it reads, the window of
-epochs, the settings it pins (engine, dtype, any column), and its margin or target. Its rule
-text is generated from those fields (`rule`), so what the report says and what the code does
-cannot disagree. Three kinds:
+A claim is data (`bench.study.ClaimSpec`, written in a study's YAML file): its kind, the
+experiment and the metric it reads, the window of epochs, the settings it pins (engine, dtype,
+any column), and its margin or target. This module is the generic evaluator; the rule text is
+generated from those fields (`rule`), so what the report says and what the code does cannot
+disagree. Three kinds:
 
 - ``better``: settings A have a lower metric than settings B. Per replicate (the folds share
   their data, initial weights and batch order across the settings compared), the paired
   difference B − A; supported when the 95% interval of its mean lies above 0.
-- ``level``: the paper's number describes a single run ("Tanh gives about 22%"). Supported when
-  it lies inside the 95% prediction interval of one run's value (`stats.single_run`); the mean's
-  interval is shown beside it. No band is added: the prediction interval already holds a single
-  run's spread.
+- ``level`` of a run (``of: run``): the number describes a single run ("Tanh gives about 22%").
+  Supported when it lies inside the 95% prediction interval of one run's value
+  (`stats.single_run`); the mean's interval is shown beside it. No band is added: the
+  prediction interval already holds a single run's spread. Of the mean (``of: mean``): the
+  mean's interval lies within target ± margin.
 - ``similar``: two settings reach the same metric within ±margin: two one-sided tests (TOST) on
   the paired difference (`stats.equivalence`).
 
@@ -20,12 +22,17 @@ is (intersection-union) and contradicted when any part is (`stats.combine`); its
 weakest part. Across the whole report, the parts decided by a test of a mean are also adjusted
 together by Holm's step-down (`verdict_holm`): the chance of any false verdict among them stays
 at most 2.5% one-sided.
+
+Two designs. Fixed (a study with ``replicates: N``): the intervals of one look at n, calibrated
+on the claim's own replicates (`stats`). Sequential (``replicates: auto``; a
+`sequential.Design`): the intervals are anytime-valid (`sequential`), so reading them after
+every batch and stopping when decided keeps their error rates; `history` replays those looks
+from the table, so the report says at how many replicates each claim was decided.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,56 +40,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.report import stats, views
+from bench import study
+from bench.report import sequential, stats, views
+from bench.report.sequential import Design
 from bench.report.stats import NOT_EVALUATED
 from bench.report.views import label
-
-METRICS: dict[str, tuple[str, str]] = {
-    "test_error": ("test error", "pp"),
-    "train_error": ("train error", "pp"),
-    "train_seconds": ("training time", "s"),
-}
-"""(words, unit) of each metric a claim may read: ``pp`` for a fraction shown in percentage
-points, ``s`` for seconds."""
-
-KINDS = ("better", "level", "similar")
-
-
-@dataclass(frozen=True)
-class ClaimSpec:
-    """One claim of the paper: what it says, where, and how it is measured."""
-
-    key: str
-    claim: str
-    where: str
-    kind: str
-    experiment: str
-    column: str
-    """The configuration column the claim compares along (``activation``, ``framework``)."""
-    levels: tuple[str, ...]
-    """better: the settings claimed lower; level: the settings whose runs the claim describes;
-    similar: the two settings (difference levels[0] − levels[1])."""
-    than: tuple[str, ...] = ()
-    """better: the settings claimed higher (one part per pair)."""
-    metric: str = "test_error"
-    window: tuple[int, int | None] | None = None
-    """None: the final epoch; (a, b): the mean over epochs a to b (b None: the final epoch)."""
-    pins: tuple[tuple[str, str], ...] = ()
-    """Configuration columns held at one value: (column, value) pairs."""
-    per: str | None = None
-    """A column whose every level is a part of its own (``model`` for the digits)."""
-    target: float | None = None
-    """level: the paper's number."""
-    margin: float | None = None
-    """similar: the equivalence margin."""
-
-    def parts(self) -> list[tuple[str, str]]:
-        """The (A, B) pairs a better claim compares, or (level, "") for the other kinds."""
-        if self.kind == "better":
-            return list(itertools.product(self.levels, self.than))
-        if self.kind == "similar":
-            return [(self.levels[0], self.levels[1])]
-        return [(level, "") for level in self.levels]
+from bench.study import METRICS, ClaimSpec
 
 
 def _names(values: Sequence[str]) -> str:
@@ -111,153 +74,59 @@ def _pins(spec: ClaimSpec) -> str:
     return f", {held}"
 
 
-def rule(spec: ClaimSpec) -> str:
-    """The claim's rule in words, generated from its fields."""
+def method(design: Design | None = None) -> str:
+    """The interval a claim's verdict reads: the fixed design's, or the sequential one's."""
+    return stats.METHOD if design is None else sequential.METHOD
+
+
+def rule(spec: ClaimSpec, design: Design | None = None) -> str:
+    """The claim's rule in words, generated from its fields (and the design's interval)."""
     words, unit = METRICS[spec.metric]
+    interval = method(design)
     source = f"`{spec.experiment}`{_pins(spec)}, {words} {_window(spec)}"
     each = f"; for each {views.COLUMN_TITLES.get(spec.per, spec.per).lower()}" if spec.per else ""
     if spec.kind == "better":
         pairs = "each pair" if len(spec.parts()) > 1 else "the pair"
         return (
             f"{source}: per replicate, {_names(spec.than)} minus {_names(spec.levels)} "
-            f"({pairs}); supported when the 95% interval ({stats.METHOD}) of the mean "
+            f"({pairs}); supported when the 95% interval ({interval}) of the mean "
             f"difference lies above 0, contradicted when below{each}"
         )
-    if spec.kind == "level":
+    if spec.kind == "level" and spec.of == "mean":
+        low, high = spec.target - spec.margin, spec.target + spec.margin
+        amount = _amount(spec.margin, unit)
+        shown = f"{spec.target:.0%}" if unit == "pp" else f"{spec.target:g} s"
         return (
-            f"{source}: the paper's {spec.target:.0%} is one run's number, so it is checked "
+            f"{source}: the mean of {_names(spec.levels)} (each) is {shown} within ±{amount}; "
+            f"supported when the 95% interval ({interval}) of the mean lies inside "
+            f"[{low:g}, {high:g}], contradicted when it lies outside{each}"
+        )
+    if spec.kind == "level":
+        spend = (
+            ""
+            if design is None
+            else " (at look k of the sequential design, at level 5%·6/(π²k²): the levels of all "
+            "looks sum to 5%)"
+        )
+        return (
+            f"{source}: the claimed {spec.target:.0%} is one run's number, so it is checked "
             f"against the 95% prediction interval of one run of {_names(spec.levels)} (for "
-            "each); supported when it lies inside even at the ends' own 95% bootstrap "
-            "uncertainty, contradicted when outside, inconclusive between; no band is added "
-            "(the prediction interval already holds a single run's spread); the mean's 95% "
+            f"each); supported when it lies inside even at the ends' own 95% bootstrap "
+            f"uncertainty{spend}, contradicted when outside, inconclusive between; no band is "
+            "added (the prediction interval already holds a single run's spread); the mean's 95% "
             "interval is shown beside it"
         )
     a, b = spec.levels
     return (
         f"{source}: per replicate, {label(a)} minus {label(b)}; equivalent within "
         f"±{_amount(spec.margin, unit)} by two one-sided tests at 2.5% each (TOST: the 95% "
-        f"interval ({stats.METHOD}) of the mean difference lies inside the band), "
+        f"interval ({interval}) of the mean difference lies inside the band), "
         f"contradicted when the interval lies outside it{each}"
     )
 
 
-#: the paper's single-run numbers: Figure 2's curves end near these (one run each, no spread)
-TANH_ERROR, OTHERS_ERROR = 0.22, 0.10
-#: "similar accuracy": a difference within ±1 percentage point of test error
-SIMILAR_ACCURACY = 0.01
-#: Table III's meaning: one model trained alone, in the paper's float32
-TABLE3 = (("dtype", "float32"), ("engine", "sequential"))
-
-CLAIMS: tuple[ClaimSpec, ...] = (
-    ClaimSpec(
-        key="tanh_worst",
-        claim="Tanh is the worst activation",
-        where="Sec. III-B, Fig. 2",
-        kind="better",
-        experiment="fig2_activations",
-        column="activation",
-        levels=("relu", "leaky_relu", "elu"),  # the paper's other activations
-        than=("tanh",),
-    ),
-    ClaimSpec(
-        key="tanh_22",
-        claim="Tanh gives an average error rate of about 22%",
-        where="Sec. III-B, Fig. 2",
-        kind="level",
-        experiment="fig2_activations",
-        column="activation",
-        levels=("tanh",),
-        target=TANH_ERROR,
-    ),
-    ClaimSpec(
-        key="others_10",
-        claim="LeakyReLU, ELU and ReLU reach about 10% error",
-        where="Sec. III-B, Fig. 2",
-        kind="level",
-        experiment="fig2_activations",
-        column="activation",
-        levels=("leaky_relu", "elu", "relu"),
-        target=OTHERS_ERROR,
-    ),
-    ClaimSpec(
-        key="adaptive_beat_sgd",
-        claim="Adam and RMSprop beat SGD (hand-picked learning rates)",
-        where="Sec. III-B, Fig. 3",
-        kind="better",
-        experiment="fig3_optimizers",
-        column="optimizer",
-        levels=("adam", "rmsprop"),
-        than=("sgd",),
-    ),
-    ClaimSpec(
-        key="adaptive_beat_sgd_tuned",
-        claim="Adam and RMSprop beat SGD (learning rates tuned in each replicate)",
-        where="Sec. III-B, Fig. 3",
-        kind="better",
-        experiment="fig3_tuned",
-        column="optimizer",
-        levels=("adam", "rmsprop"),
-        than=("sgd",),
-    ),
-    ClaimSpec(
-        key="bce_faster",
-        claim="BCE converges faster than MSE",
-        where="Sec. III-B, Fig. 4",
-        kind="better",
-        experiment="fig4_losses",
-        column="loss",
-        levels=("bce",),
-        than=("mse",),
-        window=(1, None),  # the area under the error curve, from the end of the first epoch
-    ),
-    ClaimSpec(
-        key="torch_faster",
-        claim="PyTorch is faster than the custom framework",
-        where="Table III",
-        kind="better",
-        experiment="fig5_frameworks",
-        column="framework",
-        levels=("torch",),
-        than=("custom",),
-        metric="train_seconds",
-        pins=TABLE3,
-    ),
-    ClaimSpec(
-        key="similar_accuracy",
-        claim="The custom framework and PyTorch reach similar accuracy",
-        where="Sec. III-B, Fig. 5, Table III",
-        kind="similar",
-        experiment="fig5_frameworks",
-        column="framework",
-        levels=("custom", "torch"),
-        pins=TABLE3,
-        margin=SIMILAR_ACCURACY,
-    ),
-    ClaimSpec(
-        key="similar_accuracy_digits",
-        claim="The custom framework and PyTorch reach similar accuracy, on a real image task",
-        where="beyond the paper: digits, MLP and CNN (Figure 6, Table IV)",
-        kind="similar",
-        experiment="digits",
-        column="framework",
-        levels=("custom", "torch"),
-        per="model",
-        margin=SIMILAR_ACCURACY,
-    ),
-    ClaimSpec(
-        key="torch_train_better",
-        claim="PyTorch is slightly better than the custom framework on the train set",
-        where="Sec. III-B, Table III",
-        kind="better",
-        experiment="fig5_frameworks",
-        column="framework",
-        levels=("torch",),
-        than=("custom",),
-        metric="train_error",
-        pins=TABLE3,
-    ),
-)
-"""Every claim the report checks, in the paper's order."""
+CLAIMS: tuple[ClaimSpec, ...] = study.load(study.DEFAULT).claims
+"""The paper's claims, in its order (``bench/conf/study/paper.yaml``)."""
 
 
 class Missing(Exception):
@@ -313,8 +182,8 @@ class Part:
 
     def fmt(self, v: float) -> str:
         if self.unit == "s":
-            return f"{v:+.3g} s" if self.kind != "level" else f"{v:.3g} s"
-        return f"{v:.1%}" if self.kind == "level" else f"{v * 100:+.1f} pp"
+            return f"{v:.3g} s" if self.kind in ("level", "mean") else f"{v:+.3g} s"
+        return f"{v:.1%}" if self.kind in ("level", "mean") else f"{v * 100:+.1f} pp"
 
     def text(self) -> str:
         mean = f"{self.fmt(self.value.estimate)} [{self.fmt(self.value.low)}, "
@@ -361,11 +230,34 @@ def _paired(table: pd.DataFrame, spec: ClaimSpec, a: str, b: str) -> np.ndarray:
     return diffs
 
 
-def _better(table: pd.DataFrame, spec: ClaimSpec, low: str, high: str, unit: str) -> Part:
+def _decide(
+    diffs: np.ndarray, design: Design | None, test: str, *bounds: float
+) -> tuple[stats.Decision, stats.Calibration | None]:
+    """The decision of ``test`` (above: bounds = (threshold,); within: (low, high)) on
+    ``diffs``: calibrated on them in the fixed design, anytime-valid in the sequential one."""
+    if design is not None:
+        decision = sequential.decide(diffs, *bounds) if test == "above" else (
+            sequential.within(diffs, *bounds))  # fmt: skip
+        return decision, None
+    calibration = stats.calibrate(diffs)
+    if test == "above":
+        return stats.decide(diffs, *bounds, calibration), calibration
+    low, high = bounds
+    if math.isclose(low, -high):  # a band around 0: the TOST of `stats.equivalence`
+        return stats.equivalence(diffs, high, calibration), calibration
+    centre = (low + high) / 2
+    shifted = stats.equivalence(diffs - centre, (high - low) / 2, calibration)
+    value = shifted.interval
+    back = stats.Interval(value.estimate + centre, value.low + centre, value.high + centre, value.n)
+    return stats.Decision(shifted.verdict, shifted.p_value, back), calibration
+
+
+def _better(
+    table: pd.DataFrame, spec: ClaimSpec, low: str, high: str, unit: str, design: Design | None
+) -> Part:
     """Part "``low`` has a lower metric than ``high``": per replicate high − low > 0."""
     diffs = _paired(table, spec, high, low)
-    calibration = stats.calibrate(diffs)
-    decision = stats.decide(diffs, 0.0, calibration)
+    decision, calibration = _decide(diffs, design, "above", 0.0)
     value = decision.interval
     return Part(
         f"{label(high)} − {label(low)}",
@@ -382,16 +274,17 @@ def _better(table: pd.DataFrame, spec: ClaimSpec, low: str, high: str, unit: str
     )
 
 
-def _similar(table: pd.DataFrame, spec: ClaimSpec, what: str, unit: str) -> Part:
+def _similar(
+    table: pd.DataFrame, spec: ClaimSpec, what: str, unit: str, design: Design | None
+) -> Part:
     """Part "levels[0] and levels[1] are within ±margin" (TOST on the paired difference)."""
     a, b = spec.levels
     diffs = _paired(table, spec, a, b)
     margin = float(spec.margin)
-    calibration = stats.calibrate(diffs)
-    tost = stats.equivalence(diffs, margin, calibration)
+    tost, calibration = _decide(diffs, design, "within", -margin, margin)
     value = tost.interval
     p = tost.p_value
-    if tost.verdict == stats.CONTRADICTED:  # outside the band: the test of that side
+    if tost.verdict == stats.CONTRADICTED and design is None:  # outside: that side's test
         side = margin if value.estimate > 0 else -margin
         p = stats.decide(diffs, side, calibration).p_value
     inside = np.abs(diffs) <= margin
@@ -410,14 +303,41 @@ def _similar(table: pd.DataFrame, spec: ClaimSpec, what: str, unit: str) -> Part
     )
 
 
-def _level(table: pd.DataFrame, spec: ClaimSpec, level: str, unit: str) -> Part:
-    """Part "one run of ``level`` gives about target": inside one run's prediction interval."""
+def _mean_level(
+    runs: np.ndarray, spec: ClaimSpec, level: str, unit: str, design: Design | None
+) -> Part:
+    """Part "the mean of ``level`` is target ± margin"."""
+    target, margin = float(spec.target), float(spec.margin)
+    decision, calibration = _decide(runs, design, "within", target - margin, target + margin)
+    value = decision.interval
+    return Part(
+        label(level),
+        "mean",
+        decision.verdict,
+        value,
+        runs,
+        margin - max(abs(value.low - target), abs(value.high - target)),
+        unit,
+        decision.p_value,
+        power=_power(value, margin - abs(value.estimate - target), toward=0),
+        calibration=calibration,
+    )
+
+
+def _level(
+    table: pd.DataFrame, spec: ClaimSpec, level: str, unit: str, design: Design | None
+) -> Part:
+    """Part "one run of ``level`` gives about target": inside one run's prediction interval
+    (or, ``of: mean``, the mean within target ± margin)."""
     runs = table[level].dropna().to_numpy(float)
     if len(runs) < stats.MIN_FOLDS:
         raise Missing(
             f"{len(runs)} finished run(s) of {label(level)}; needs at least {stats.MIN_FOLDS}"
         )
-    single = stats.single_run(runs, float(spec.target))
+    if spec.of == "mean":
+        return _mean_level(runs, spec, level, unit, design)
+    ends = stats.CONFIDENCE if design is None else 1 - sequential.spent(design.look(len(runs)))
+    single = stats.single_run(runs, float(spec.target), ends=ends)
     mean = stats.interval(runs)
     target = float(spec.target)
     low, high = single.low, single.high
@@ -435,8 +355,9 @@ def _level(table: pd.DataFrame, spec: ClaimSpec, level: str, unit: str) -> Part:
     )
 
 
-def measure(df: pd.DataFrame, spec: ClaimSpec) -> list[Part]:
-    """Every part of one claim, measured (raises Missing when it cannot be)."""
+def measure(df: pd.DataFrame, spec: ClaimSpec, design: Design | None = None) -> list[Part]:
+    """Every part of one claim, measured (raises Missing when it cannot be); ``design``: the
+    sequential design's anytime-valid intervals instead of the fixed design's."""
     table = replicate_table(df, spec)
     unit = METRICS[spec.metric][1]
     groups: list[tuple[str, pd.DataFrame]] = [("", table)]
@@ -454,12 +375,12 @@ def measure(df: pd.DataFrame, spec: ClaimSpec) -> list[Part]:
         _require(group, spec, sorted(needed, key=str))
         for a, b in spec.parts():
             if spec.kind == "better":
-                part = _better(group, spec, a, b, unit)
+                part = _better(group, spec, a, b, unit, design)
             elif spec.kind == "similar":
                 words = METRICS[spec.metric][0]
-                part = _similar(group, spec, f"{words} {label(a)} − {label(b)}", unit)
+                part = _similar(group, spec, f"{words} {label(a)} − {label(b)}", unit, design)
             else:
-                part = _level(group, spec, a, unit)
+                part = _level(group, spec, a, unit, design)
             parts.append(dataclasses.replace(part, what=f"{part.what}, {name}") if name else part)
     return parts
 
@@ -493,6 +414,9 @@ class Claim:
     half_width: float = math.nan
     replicates_needed: float = math.nan
     shares_replicates_with: str = ""
+    design: str = "fixed"
+    decided_at: float = math.nan
+    stopped: str = ""
     data: str = ""
 
     @property
@@ -508,8 +432,15 @@ class Claim:
             holm = "" if self.verdict_holm == self.verdict else (
                 f" Across the report's family (Holm): **{self.verdict_holm}**."
             )  # fmt: skip
-            numbers = f"{self.n_folds} replicates. {self.data}.{holm}"
+            numbers = f"{self.n_folds} replicates{self._took()}. {self.data}.{holm}"
         return f"- **{self.verdict}**: {self.claim} ({self.where}). Rule: {self.rule}. {numbers}"
+
+    def _took(self) -> str:
+        if self.design == "fixed":
+            return ""
+        if math.isfinite(self.decided_at):
+            return f" (decided at {self.decided_at:.0f}, anytime-valid)"
+        return f" (undecided; {self.stopped})" if self.stopped else " (undecided)"
 
 
 def _weakest(spec: ClaimSpec, parts: list[Part]) -> dict[str, object]:
@@ -536,9 +467,9 @@ def _weakest(spec: ClaimSpec, parts: list[Part]) -> dict[str, object]:
     return out
 
 
-def _shared(spec: ClaimSpec) -> str:
+def _shared(spec: ClaimSpec, specs: Sequence[ClaimSpec]) -> str:
     """The other claims computed on this claim's replicates (the same experiment's runs)."""
-    return ", ".join(c.key for c in CLAIMS if c.experiment == spec.experiment and c is not spec)
+    return ", ".join(c.key for c in specs if c.experiment == spec.experiment and c is not spec)
 
 
 def _holm(measured: dict[str, list[Part]]) -> dict[str, tuple[str, float]]:
@@ -562,20 +493,38 @@ def _holm(measured: dict[str, list[Part]]) -> dict[str, tuple[str, float]]:
     return out
 
 
-def evaluate_claims(df: pd.DataFrame, specs: Sequence[ClaimSpec] = CLAIMS) -> list[Claim]:
-    """Decide every claim on a prepared results frame (`bench.report.views.prepare`)."""
+def _measure_all(
+    df: pd.DataFrame, specs: Sequence[ClaimSpec], design: Design | None
+) -> tuple[dict[str, list[Part]], dict[str, str]]:
     measured: dict[str, list[Part]] = {}
     missing: dict[str, str] = {}
     for spec in specs:
         try:
-            measured[spec.key] = measure(df, spec)
+            measured[spec.key] = measure(df, spec, design)
         except Missing as why:
             missing[spec.key] = str(why)
+    return measured, missing
+
+
+def evaluate_claims(
+    df: pd.DataFrame,
+    specs: Sequence[ClaimSpec] = CLAIMS,
+    design: Design | None = None,
+    stopped: str = "",
+) -> list[Claim]:
+    """Decide every claim on a prepared results frame (`bench.report.views.prepare`): with the
+    fixed design's intervals, or (``design``) the sequential design's, replaying its looks to
+    say at how many replicates each claim was decided (``stopped``: why the study stopped)."""
+    measured, missing = _measure_all(df, specs, design)
     holm = _holm(measured)
+    took = decided_at(history(df, specs, design)) if design is not None else {}
     out = []
     for spec in specs:
-        common = {"key": spec.key, "claim": spec.claim, "where": spec.where, "rule": rule(spec),
-                  "shares_replicates_with": _shared(spec)}  # fmt: skip
+        common = {"key": spec.key, "claim": spec.claim, "where": spec.where,
+                  "rule": rule(spec, design), "shares_replicates_with": _shared(spec, specs),
+                  "design": "fixed" if design is None else "sequential",
+                  "method": method(design), "decided_at": took.get(spec.key, math.nan),
+                  "stopped": stopped if design is not None else ""}  # fmt: skip
         if spec.key in missing:
             out.append(Claim(verdict=NOT_EVALUATED, data=missing[spec.key], **common))
             continue
@@ -593,6 +542,57 @@ def evaluate_claims(df: pd.DataFrame, specs: Sequence[ClaimSpec] = CLAIMS) -> li
             )
         )
     return out
+
+
+def at_most(df: pd.DataFrame, replicates: int) -> pd.DataFrame:
+    """The table as it stood after ``replicates`` replicates per configuration: the folds
+    below that number (failed-job rows, which have no fold, kept)."""
+    fold = df["fold"]
+    return df[fold.isna() | (fold < replicates)]
+
+
+def history(df: pd.DataFrame, specs: Sequence[ClaimSpec], design: Design) -> pd.DataFrame:
+    """Every claim's verdict at every look of ``design`` that the table holds: one row per
+    (replicates, key, verdict). Replicate k is the same runs whatever the batch (fold k draws
+    from (seed, k)), so the looks of an adaptive run are replayed exactly."""
+    folds = df["fold"].dropna()
+    available = int(folds.max()) + 1 if len(folds) else 0
+    rows = []
+    for n in design.looks(available) if available else []:
+        for key, verdict in verdicts_at(at_most(df, n), specs, design).items():
+            rows.append({"replicates": n, "key": key, "verdict": verdict})
+    return pd.DataFrame(rows, columns=["replicates", "key", "verdict"])
+
+
+def decided_at(looks: pd.DataFrame) -> dict[str, float]:
+    """Per claim, the replicates of the first look from which it stayed decided (supported or
+    contradicted) to the last; NaN when the last look left it undecided."""
+    out: dict[str, float] = {}
+    for key, group in looks.groupby("key", sort=False):
+        decided = group["verdict"].isin([stats.SUPPORTED, stats.CONTRADICTED]).to_numpy()
+        if not len(decided) or not decided[-1]:
+            out[str(key)] = math.nan
+            continue
+        undecided = np.flatnonzero(~decided)
+        first = undecided[-1] + 1 if len(undecided) else 0
+        out[str(key)] = float(group["replicates"].to_numpy()[first])
+    return out
+
+
+DECIDED = (stats.SUPPORTED, stats.CONTRADICTED)
+
+
+def verdicts_at(
+    df: pd.DataFrame, specs: Sequence[ClaimSpec], design: Design | None
+) -> dict[str, str]:
+    """Each claim's verdict on this table (a look of a sequential design), by key."""
+    measured, missing = _measure_all(df, specs, design)
+    return {
+        spec.key: NOT_EVALUATED
+        if spec.key in missing
+        else stats.combine([p.verdict for p in measured[spec.key]])
+        for spec in specs
+    }
 
 
 def claims_markdown(claims: list[Claim]) -> str:
@@ -707,6 +707,9 @@ COLUMNS = [
     "half_width",
     "replicates_needed",
     "shares_replicates_with",
+    "design",
+    "decided_at",
+    "stopped",
     "claim",
     "where",
     "rule",
@@ -717,3 +720,40 @@ COLUMNS = [
 def claims_frame(claims: list[Claim]) -> pd.DataFrame:
     """The claims as a table (for ``claims.csv``)."""
     return pd.DataFrame([{c: getattr(x, c) for c in COLUMNS} for x in claims], columns=COLUMNS)
+
+
+def replay_markdown(fixed: Sequence[Claim], replayed: Sequence[Claim], design: Design) -> str:
+    """Each claim's fixed-design verdict beside the one the adaptive design reaches on the same
+    replicates (looks every ``design.batch``), and at how many it decided; every difference is
+    explained by the replicates."""
+    rows = []
+    for a, b in zip(fixed, replayed, strict=True):
+        if b.verdict in DECIDED:
+            why = (
+                f"the same verdict from {b.decided_at:.0f} of {b.n_folds} replicates"
+                if a.verdict == b.verdict
+                else f"decided at {b.decided_at:.0f}"
+            )
+        elif a.verdict in DECIDED:
+            why = (
+                f"undecided at {b.n_folds} replicates: the anytime-valid interval is wider "
+                "than the fixed one (the price of looking after every batch); more batches "
+                "would decide it"
+            )
+        else:
+            why = f"undecided by both at {b.n_folds} replicates"
+        rows.append([f"`{a.key}`", a.verdict, b.verdict, why])
+    head = ["claim", "fixed design", f"adaptive (batches of {design.batch})", "why"]
+    return pd.DataFrame(rows, columns=head).to_markdown(index=False)
+
+
+def decisions_markdown(claims: Sequence[Claim], batch: int) -> str:
+    """An adaptive study's table: each claim's verdict, the replicates it took, the budget."""
+    rows = []
+    for c in claims:
+        took = f"{c.decided_at:.0f}" if math.isfinite(c.decided_at) else "—"
+        spent = "yes" if c.verdict not in DECIDED and c.stopped.startswith("budget") else "no"
+        rows.append([f"`{c.key}`", c.verdict, str(c.n_folds), took, spent])
+    head = ["claim", "verdict", "replicates run", f"decided at (looks every {batch})",
+            "budget ran out"]  # fmt: skip
+    return pd.DataFrame(rows, columns=head).to_markdown(index=False)

@@ -6,10 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# The sweeps of the report: every file of bench/conf/experiment (each holds its own sweep).
-EXPERIMENTS := $(basename $(notdir $(wildcard bench/conf/experiment/*.yaml)))
+# A study (bench/conf/study/$(STUDY).yaml): its experiments and claims. The paper's (the default)
+# runs every file of bench/conf/experiment and writes reports/; another writes reports/$(STUDY)/.
+STUDY       ?= paper
+STUDY_ARGS  ?=
 RUNS        := runs
-RESULTS     := reports/results.parquet
+RESULTS     := $(if $(filter paper,$(STUDY)),reports,reports/$(STUDY))/results.parquet
 SWEEP_ARGS  ?=
 
 .DEFAULT_GOAL := help
@@ -43,23 +45,14 @@ test-slow: $(STAMP) ## Run the slow end-to-end checks too
 test-slurm: $(STAMP) ## A sweep on a throwaway one-node SLURM (root on Debian: installs it; else skips)
 	$(PY) -m pytest -q -rA -m slurm tests/slurm
 
-sweep: $(STAMP) ## Run every experiment (all folds, parallel on local cores), collect, build reports/
-	@start=$$(date +%s); status=0; n=0; total=$(words $(EXPERIMENTS)); \
-	for experiment in $(EXPERIMENTS); do \
-		n=$$((n + 1)); echo "== sweep $$n/$$total: $$experiment"; \
-		$(PY) -m bench experiment=$$experiment hydra/launcher=joblib $(SWEEP_ARGS) || status=1; \
-	done; \
-	jobs=$$($(PY) -m bench.collect $(RUNS) --out $(RESULTS)) || status=1; echo "$$jobs"; \
-	$(MAKE) --no-print-directory report || status=1; \
-	seconds=$$(( $$(date +%s) - start )); \
-	echo "== sweep: $${jobs#collect: } in $$((seconds / 60)) min $$((seconds % 60)) s"; \
-	exit $$status
+sweep: $(STAMP) ## Run a study (STUDY=paper: every experiment), collect, write its report
+	$(PY) -m bench.study $(STUDY) --runs $(RUNS) $(STUDY_ARGS) $(SWEEP_ARGS)
 
 collect: $(STAMP) ## Collect runs/ into reports/results.parquet; exit 3 if a job failed or is partial
 	$(PY) -m bench.collect $(RUNS) --out $(RESULTS)
 
-report: $(STAMP) ## Rebuild figures, tables and reports/README.md from reports/results.parquet
-	$(PY) -m bench.report --results $(RESULTS) --out reports
+report: $(STAMP) ## Rebuild a study's report (STUDY=paper: reports/) from its results.parquet
+	$(PY) -m bench.report --study $(STUDY)
 
 # Timed in this process's CPU time: on shared cores the wall clock also counts the time other
 # processes hold the core, which no contender controls.

@@ -132,12 +132,15 @@ def test_every_experiment_gets_a_figure_in_the_report():
     assert {entry[0] for entry in figures.FIGURES} == set(catalog.experiments())
 
 
-def test_makefile_sweeps_every_experiment_of_the_conf_tree():
+def test_the_papers_study_which_make_sweep_runs_sweeps_every_experiment_of_the_conf_tree():
+    from bench import study
+
     out = subprocess.run(
-        ["make", "-s", "--no-print-directory", "print-EXPERIMENTS"],
+        ["make", "-s", "--no-print-directory", "print-STUDY"],
         cwd=catalog.CONF_DIR.parents[1],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert out.stdout.split() == list(catalog.experiments())
+    assert out.stdout.strip() == study.DEFAULT
+    assert study.load(study.DEFAULT).experiments == tuple(catalog.experiments())

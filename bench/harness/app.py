@@ -40,7 +40,9 @@ def _now() -> str:
 
 
 def _previous(path: Path, plain: dict[str, Any], current: dict[str, str]) -> JobResult | None:
-    """The result already at ``path`` if it was computed for this config by this code."""
+    """The result already at ``path`` if it was computed for this config by this code, or for
+    this config with another number of folds (replicates added in batches extend it; fold k is
+    the same run whatever the number of folds, except in a crossed design)."""
     if not path.exists():
         return None
     try:
@@ -48,7 +50,12 @@ def _previous(path: Path, plain: dict[str, Any], current: dict[str, str]) -> Job
     except ResultError as error:
         log.warning("ignoring the previous result (%s); recomputing", error)
         return None
-    return previous if previous.matches(plain, current) else None
+    if previous.matches(plain, current):
+        return previous
+    if plain.get("vary") != "crossed" and previous.matches({**plain, "folds": previous.folds},
+                                                           current):  # fmt: skip
+        return previous
+    return None
 
 
 def _log_unit(label: str, job: JobSpec, index: int, units: int, runs: list[FoldRun]) -> None:
@@ -95,9 +102,15 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
     plain = _plain(cfg)
     current = results.versions(torch.__version__)
     previous = _previous(path, plain, current)
-    if previous is not None and previous.incomplete() is None:
-        log.info("[%s] done already, skipping (%s)", label, path)
-        return previous
+    if previous is not None and previous.folds >= job.training.folds:
+        if previous.incomplete() is None:  # it holds every fold asked for (or more)
+            log.info("[%s] done already, skipping (%s)", label, path)
+            return previous
+        if previous.folds > job.training.folds:  # never drop the replicates on disk
+            log.info("[%s] keeping %d folds (%d asked)", label, previous.folds, job.training.folds)
+            cfg = cfg.copy()
+            cfg.folds = previous.folds
+            job, plain = config.job_spec(cfg), _plain(cfg)
 
     torch.set_num_threads(job.engine.threads)
     result = JobResult(
@@ -115,7 +128,12 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
         result.started, result.wall_seconds = previous.started, previous.wall_seconds
         folds = previous.done_folds()
         log.info(
-            "[%s] resuming: folds %s already done%s",
+            "[%s] resuming: folds %s already done%s"
+            + (
+                f", extending to {job.training.folds} folds"
+                if previous.folds < job.training.folds
+                else ""
+            ),
             label,
             ", ".join(map(str, folds)) or "none",
             f" ({len(kept)} models)" if len(previous.lrs) > 1 else "",

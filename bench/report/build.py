@@ -1,6 +1,10 @@
 """Build the whole report (figures, tables, claims, README.md) from the results DataFrame.
 
-    python -m bench.report [--results reports/results.parquet] [--out reports]
+    python -m bench.report [--study NAME] [--results reports/results.parquet] [--out reports]
+
+The paper's study (the default) writes the paper's report into ``reports/``; any other study
+(``bench/conf/study/NAME.yaml``) writes its own, its claims and its experiments' figures, into
+``reports/NAME/`` from ``reports/NAME/results.parquet``.
 
 Reads only the results file (Parquet, or CSV by extension) and, if present, the speed benchmark's
 ``OUT/benchmarks/summary.md`` and ``ratio.png``. The output depends on nothing else (no clock, no
@@ -10,6 +14,7 @@ paths), so two runs on the same results write byte-identical files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import claims, figures, stats, tables, views
+from bench import study as studies
+from bench.report import claims, figures, sequential, stats, tables, views
+from bench.report.sequential import Design
 from bench.report.views import EXPERIMENTS
+from bench.study import Study
 
 CITATION = (
     '"Deep Learning framework implemented with Python", C. Ben Nejma, M. Mokni, L. Pasi, '
@@ -40,7 +48,7 @@ class Report:
     """What one build wrote: figures, tables, claims and every file path."""
 
     figures: list[figures.FigureResult]
-    tables: tables.Tables
+    tables: tables.Tables | None
     claims: list[claims.Claim]
     files: list[Path]
 
@@ -77,12 +85,36 @@ def _jobs(rows: pd.DataFrame) -> pd.Series:
     return rows[list(views.CONFIG_COLUMNS)].astype(str).agg(",".join, axis=1)
 
 
-def _configuration(df: pd.DataFrame) -> str:
+def design(study: Study) -> Design | None:
+    """The sequential design of an adaptive study (None: a fixed one)."""
+    return Design(study.batch, study.budget.replicates) if study.adaptive else None
+
+
+def as_run(study: Study, out_dir: Path) -> tuple[Study, str]:
+    """The study as its last run ran it (the design, batch and budget the driver recorded in
+    ``study.json``, which command-line options may have changed), and why that run stopped."""
+    state = studies.read_state(out_dir)
+    if state.get("study") != study.name:
+        return study, ""
+    try:
+        if state.get("design") == "sequential":
+            budget = studies.Budget(int(state["budget"]["replicates"]),
+                                    float(state["budget"]["minutes"]))  # fmt: skip
+            study = dataclasses.replace(study, replicates=None, batch=int(state["batch"]),
+                                        budget=budget)  # fmt: skip
+        elif state.get("design") == "fixed" and state.get("replicates"):
+            study = dataclasses.replace(study, replicates=int(state["replicates"]))
+    except (KeyError, TypeError, ValueError):
+        return study, ""
+    return study, str(state.get("stopped", ""))
+
+
+def _configuration(df: pd.DataFrame, names: Sequence[str] = tuple(EXPERIMENTS)) -> str:
     lines = [
         "| experiment | jobs | failed jobs | folds | epochs | batch size | lr | rows |",
         "|:--|--:|--:|--:|--:|--:|:--|--:|",
     ]
-    for name in EXPERIMENTS:
+    for name in names:
         rows = views.experiment_rows(df, name)
         if rows.empty:
             lines.append(f"| {name} | 0 | — | — | — | — | — | 0 |")
@@ -99,9 +131,9 @@ def _configuration(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _missing(df: pd.DataFrame) -> list[str]:
+def _missing(df: pd.DataFrame, names: Sequence[str] = tuple(EXPERIMENTS)) -> list[str]:
     out = []
-    for name, exp in EXPERIMENTS.items():
+    for name, exp in ((n, EXPERIMENTS[n]) for n in names):
         if views.experiment_rows(df, name).empty:
             out.append(f"- `{name}` ({exp.figure}, {exp.what}): not in the results (not run).")
             continue
@@ -112,16 +144,17 @@ def _missing(df: pd.DataFrame) -> list[str]:
         curves, _ = views.curve_rows(df, name)
         out += [f"- `{name}`: {note}." for note in views.diverged_notes(curves, exp.swept)]
         out += [f"- `{name}`: {note}." for note in views.partial_notes(curves, exp.swept)]
-    for row in views.failed_jobs(df).itertuples(index=False):
+    for row in views.failed_jobs(df[df["experiment"].isin(names)]).itertuples(index=False):
         error = tables.cell(getattr(row, "error", "") or "no error message", 200)
         job = getattr(row, "job", None) or ""
         error = error.replace("`", "'")
         out.append(f"- failed job `{row.experiment}` {job}: `{error}`")
     out += [f"- {note}." for note in df.attrs.get("ignored", [])]
-    unknown = sorted(set(df["experiment"].dropna()) - set(EXPERIMENTS))
+    unknown = sorted(set(df["experiment"].dropna()) - set(names))
     for name in unknown:
         n = int((df["experiment"] == name).sum())
-        out.append(f"- `{name}`: not an experiment this report knows; its {n} rows are ignored.")
+        known = "this report knows" if names == tuple(EXPERIMENTS) else "of this study"
+        out.append(f"- `{name}`: not an experiment {known}; its {n} rows are ignored.")
     return out
 
 
@@ -156,8 +189,9 @@ def readme(
     verdicts: list[claims.Claim],
     out_dir: Path,
     results_name: str,
+    replay: str = "",
 ) -> str:
-    """The text of ``README.md`` for one build."""
+    """The text of ``README.md`` for one build (``replay``: the adaptive design replayed)."""
     missing = _missing(df)
     counts = {v: sum(c.verdict == v for c in verdicts) for v in stats.VERDICTS}
     sections = [
@@ -200,6 +234,19 @@ def readme(
         "claims read from the same runs (their errors are correlated; each experiment draws "
         "its own replicates, so no two experiments share any).",
         claims.power_markdown(verdicts),
+        *(
+            [
+                "### Replicates added until decided: the adaptive design, replayed",
+                "What `replicates: auto` would have concluded on these same replicates: a "
+                "look after every batch, each claim read from its anytime-valid interval "
+                f"({sequential.METHOD}; `bench/report/sequential.py`), stopping at its first "
+                "decided look. Replicate k is the same run whatever the batch, so this is what "
+                "an adaptive run with these batches would have seen.",
+                replay,
+            ]
+            if replay
+            else []
+        ),
         "## Figures",
         "Curves are the mean over replicates with a ±1 sd band (sd over replicates, not a "
         "confidence interval); the learning-rate sensitivity figure shows 95% bootstrap "
@@ -263,26 +310,119 @@ def readme(
     return "\n\n".join(sections) + "\n"
 
 
-def build_report(
-    results: pd.DataFrame, out_dir: Path, results_name: str = "results.parquet"
-) -> Report:
-    """Write every figure, table, ``claims.csv`` and ``README.md`` of ``results`` to ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df = views.prepare(results)
-    figs = figures.build_figures(df, out_dir)
-    tabs = tables.build_tables(df, out_dir)
-    verdicts = claims.evaluate_claims(df)
-    claims_csv = out_dir / "claims.csv"
-    claims_csv.write_text(
+def _claims_csv(out_dir: Path, verdicts: list[claims.Claim]) -> Path:
+    path = out_dir / "claims.csv"
+    path.write_text(
         claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n"), encoding="utf-8"
     )
+    return path
+
+
+def build_report(
+    results: pd.DataFrame,
+    out_dir: Path,
+    results_name: str = "results.parquet",
+    study: Study | None = None,
+) -> Report:
+    """Write every figure, table, ``claims.csv`` and ``README.md`` of ``results`` to ``out_dir``:
+    the paper's report (``study`` None or the paper's), or a study's own (`study_report`)."""
+    out_dir = Path(out_dir)
+    study, stopped = as_run(study or studies.load(studies.DEFAULT), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = views.prepare(results)
+    if study.name != studies.DEFAULT:
+        return study_report(df, out_dir, results_name, study, stopped)
+    figs = figures.build_figures(df, out_dir)
+    tabs = tables.build_tables(df, out_dir)
+    plan = design(study)
+    verdicts = claims.evaluate_claims(df, study.claims, plan, stopped)
+    replay = ""
+    if plan is None:  # what replicates=auto would have concluded on these replicates
+        adaptive = Design(study.batch, study.budget.replicates)
+        replayed = claims.evaluate_claims(df, study.claims, adaptive)
+        replay = claims.replay_markdown(verdicts, replayed, adaptive)
+    claims_csv = _claims_csv(out_dir, verdicts)
     readme_path = out_dir / "README.md"
     readme_path.write_text(
-        readme(df, figs, tabs, verdicts, out_dir, results_name), encoding="utf-8"
+        readme(df, figs, tabs, verdicts, out_dir, results_name, replay), encoding="utf-8"
     )
     files = [p for f in figs for p in f.files] + tabs.files + [claims_csv, readme_path]
     return Report(figs, tabs, verdicts, files)
+
+
+def study_report(
+    df: pd.DataFrame, out_dir: Path, results_name: str, study: Study, stopped: str = ""
+) -> Report:
+    """A study's own report: its claims, its experiments' figures and final errors."""
+    names = [catalog_name(e) for e in study.experiments]
+    df = df[df["experiment"].isin(names)].reset_index(drop=True)
+    figs = [figures.build_figure(df, entry, out_dir) for entry in figures.FIGURES
+            if entry[0] in names]  # fmt: skip
+    summary = tables.summary(df)
+    summary_md = tables.summary_markdown(summary)
+    summary_csv = out_dir / "summary.csv"
+    summary_csv.write_text(summary.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    plan = design(study)
+    verdicts = claims.evaluate_claims(df, study.claims, plan, stopped if plan else "")
+    claims_csv = _claims_csv(out_dir, verdicts)
+    missing = _missing(df, names)
+    counts = {v: sum(c.verdict == v for c in verdicts) for v in stats.VERDICTS}
+    if plan is not None:
+        how = (
+            f"Adaptive design (`replicates: auto`): replicates were added in batches of "
+            f"{plan.batch}, every claim decided after each batch, until every claim was "
+            f"supported or contradicted or the budget ({study.budget.replicates} replicates, "
+            f"{study.budget.minutes:g} minutes) was spent"
+            + (f"; this run stopped: {stopped}" if stopped else "")
+            + f". The intervals are {sequential.METHOD}: they hold at every look at once, so "
+            "stopping at a decided look keeps the 2.5% error rate of each one-sided verdict "
+            "(Howard et al. 2021; Waudby-Smith et al. 2024)."
+        )
+        took = ["### Replicates each claim took", claims.decisions_markdown(verdicts, plan.batch)]
+    else:
+        how = f"Fixed design: {study.replicates} replicates. " + claims.method_markdown(verdicts)
+        took = []
+    sections = [
+        f"# Study `{study.name}`",
+        study.description or "",
+        f"Generated by `python -m bench.report --study {study.name}` (`make report "
+        f"STUDY={study.name}`) from `{results_name}` ({len(df)} rows) and the study's file "
+        f"`bench/conf/study/{study.path.name}`; do not edit by hand.",
+        "## What produced these results",
+        _provenance(df),
+        _configuration(df, names),
+        "## Missing or partial results",
+        "\n".join(missing)
+        if missing
+        else "Nothing missing: every expected configuration has "
+        "finished replicates, no job failed and no replicate diverged.",
+        "## Claims",
+        how,
+        "This run: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + ". Errors are fractions (0.100 is 10%); pp = percentage points ([CSV](claims.csv)).",
+        claims.multiplicity_markdown(verdicts),
+        claims.claims_markdown(verdicts),
+        *took,
+        "### Replicates: used, needed, shared",
+        claims.power_markdown(verdicts),
+        "## Figures",
+        "Curves are the mean over replicates with a ±1 sd band (sd over replicates, not a "
+        "confidence interval). Vector versions (SVG) beside each PNG.",
+        *(_figure_section(f) for f in figs),
+        "## Final errors per experiment",
+        "Mean ± sd over the replicates that reached the final epoch ([CSV](summary.csv)).",
+        summary_md.rstrip(),
+    ]
+    readme_path = out_dir / "README.md"
+    readme_path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
+    files = [p for f in figs for p in f.files] + [summary_csv, claims_csv, readme_path]
+    return Report(figs, None, verdicts, files)
+
+
+def catalog_name(experiment: str) -> str:
+    """The ``experiment`` column's value of an experiment file's runs (its ``name``)."""
+    return EXPERIMENTS[experiment].name if experiment in EXPERIMENTS else experiment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,32 +432,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build figures, tables and README.md from the results DataFrame.",
     )
     parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("reports/results.parquet"),
-        help="results file written by bench.collect (.parquet, or .csv)",
+        "--study",
+        default=studies.DEFAULT,
+        help="the study whose claims to decide (bench/conf/study/NAME.yaml, or a path); "
+        f"default: {studies.DEFAULT}",
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("reports"), help="directory to write the report into"
+        "--results",
+        type=Path,
+        help="results file written by bench.collect (.parquet, or .csv); default: "
+        "OUT/results.parquet",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="directory to write the report into; default: reports[/STUDY]"
     )
     args = parser.parse_args(argv)
-    if not args.results.is_file():
+    try:
+        study = studies.load(args.study)
+    except studies.StudyError as error:
+        print(f"bench.report: error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or studies.report_dir(study.name)
+    results = args.results or out / "results.parquet"
+    if not results.is_file():
         print(
-            f"bench.report: error: results file not found: {args.results} "
+            f"bench.report: error: results file not found: {results} "
             "(run the sweep, then `python -m bench.collect`)",
             file=sys.stderr,
         )
         return 2
     try:
-        report = build_report(read_results(args.results), args.out, args.results.name)
+        report = build_report(read_results(results), out, results.name, study)
     except (ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"bench.report: error: {args.results}: {message}", file=sys.stderr)
+        print(f"bench.report: error: {results}: {message}", file=sys.stderr)
         return 2
     drawn = sum(f.available for f in report.figures)
     verdicts = ", ".join(f"{c.key} {c.status}" for c in report.claims)
     print(
-        f"bench.report: wrote {len(report.files)} files to {args.out} "
+        f"bench.report: wrote {len(report.files)} files to {out} "
         f"({drawn}/{len(report.figures)} figures drawn); claims: {verdicts}"
     )
     return 0

@@ -14,7 +14,6 @@ sequential engine). Embedded so these tests do not move when the table is regene
 from __future__ import annotations
 
 import functools
-import time
 
 import numpy as np
 import pytest
@@ -200,17 +199,16 @@ def test_single_run_verdicts_at_the_median_and_far_outside_at_n30():
     assert {stats.single_run(s, far).verdict for s in samples} == {stats.CONTRADICTED}
 
 
-def test_coverage_of_the_runs_own_samples_is_seeded_and_fast():
+def test_coverage_of_the_runs_own_samples_is_seeded():
     """`stats.coverage` on the four variance samples (n = 30): each ≥ 94%, the same on a second
-    call, and 20 samples of 30 take under 5 s (about 1 s measured on 2 cores)."""
+    call; 20 samples of 30 give one coverage per sample in [0, 1] (about 1 s on 2 cores: not
+    asserted, a test never asserts a time)."""
     samples = [np.asarray(SHAPES[f"variance/{k}"]) for k in ("all", "data", "init", "shuffle")]
     each = stats.coverages(samples)
     assert (each >= 0.94).all(), each
     assert stats.coverage(samples) == stats.coverage(samples) == pytest.approx(each.mean())
     twenty = [np.random.default_rng(i).lognormal(size=30) for i in range(20)]
-    start = time.perf_counter()
-    stats.coverage(twenty)
-    assert time.perf_counter() - start < 5
+    assert np.all((stats.coverages(twenty) >= 0) & (stats.coverages(twenty) <= 1))
 
 
 def test_coverage_recomputed_by_a_plain_loop():

@@ -736,9 +736,9 @@ def replay_markdown(fixed: Sequence[Claim], replayed: Sequence[Claim], design: D
             )
         elif a.verdict in DECIDED:
             why = (
-                f"undecided at {b.n_folds} replicates: the anytime-valid interval is wider "
-                "than the fixed one (the price of looking after every batch); more batches "
-                "would decide it"
+                f"undecided at {b.n_folds} replicates: the anytime-valid interval (for one "
+                "run's number, the level spent at this look) is wider than the fixed one at "
+                "the same n, the price of looking after every batch; more batches may decide it"
             )
         else:
             why = f"undecided by both at {b.n_folds} replicates"

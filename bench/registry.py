@@ -307,7 +307,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     _model("mlp", "MLP", ModelConfig),
     # fw.stack takes Linear and element-wise layers only
-    _model("cnn", "CNN", CNNConfig, stacks=False, images=True),
+    _model("cnn", "CNN", CNNConfig, images=True),
 )
 """Every component, in the order figures, tables and option lists use."""
 

@@ -171,6 +171,7 @@ class StackedTwin:
         self.models = len(twins)
         self.params, self.buffers = torch.func.stack_module_state(list(twins))
         base = copy.deepcopy(twins[0]).to("meta")  # the architecture only; weights come stacked
+        self._base = base  # its train()/eval() mode is the stack's (BatchNorm's statistics)
 
         def predict(params, buffers, x):
             return torch.func.functional_call(base, (params, buffers), (x,))
@@ -189,8 +190,13 @@ class StackedTwin:
         self.optimizer.step()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        self._base.eval()  # BatchNorm's running statistics, no Dropout
+        try:
+            with torch.no_grad():
+                prediction = self._predict(self.params, self.buffers, x)
+        finally:
+            self._base.train()
         with torch.no_grad():
-            prediction = self._predict(self.params, self.buffers, x)
             ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
             if bool(ok.all()):
                 losses = self._criterion(prediction, y)

@@ -30,15 +30,15 @@ indices) are opt-in (``check=True``) or a ``validate`` call at evaluation.
 
 from . import init, optim
 from .activation import ELU, GELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
-from .batchnorm import BatchNorm1d, BatchNorm2d
+from .batchnorm import BatchNorm1d, BatchNorm2d, StackedBatchNorm1d, StackedBatchNorm2d
 from .container import INIT_SCHEMES, Sequential
-from .conv import Conv2d
-from .dropout import Dropout
-from .flatten import Flatten
+from .conv import Conv2d, StackedConv2d
+from .dropout import Dropout, StackedDropout
+from .flatten import Flatten, StackedFlatten
 from .linear import Linear
 from .loss import BCELoss, CrossEntropyLoss, Loss, MSELoss, StackedLoss
 from .module import Buffer, Module, Parameter
-from .pooling import MaxPool2d
+from .pooling import MaxPool2d, StackedMaxPool2d
 from .stack import StackedLinear, StackedSequential, stack, unstack
 
 __all__ = [
@@ -64,8 +64,14 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "StackedBatchNorm1d",
+    "StackedBatchNorm2d",
+    "StackedConv2d",
+    "StackedDropout",
+    "StackedFlatten",
     "StackedLinear",
     "StackedLoss",
+    "StackedMaxPool2d",
     "StackedSequential",
     "Tanh",
     "init",

@@ -36,6 +36,7 @@ class _BatchNorm(Module):
 
     _cache = ("centered", "inv_std")
     _DIMS: tuple[int, ...] = ()  # accepted input ranks
+    models: int | None = None  # M for a stack (every tensor with a leading model dimension)
 
     def __init__(
         self,
@@ -59,15 +60,20 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         factory = {"device": device, "dtype": dtype}
+        lead = () if self.models is None else (self.models,)  # a stack's leading dimension
+        stacked = self.models is not None
         # torch's order: parameters weight, bias; buffers running_mean, running_var,
         # num_batches_tracked (the state_dict lists a module's parameters, then its buffers).
-        self.weight = Parameter(torch.empty(num_features, **factory)) if affine else None
-        self.bias = Parameter(torch.empty(num_features, **factory)) if affine and bias else None
+        shape = (*lead, num_features)
+        self.weight = Parameter(torch.empty(shape, **factory), stacked=stacked) if affine else None
+        self.bias = (
+            Parameter(torch.empty(shape, **factory), stacked=stacked) if affine and bias else None
+        )
         if track_running_stats:
-            self.running_mean = Buffer(torch.zeros(num_features, **factory))
-            self.running_var = Buffer(torch.ones(num_features, **factory))
+            self.running_mean = Buffer(torch.zeros(shape, **factory))
+            self.running_var = Buffer(torch.ones(shape, **factory))
             self.num_batches_tracked = Buffer(
-                torch.tensor(0, dtype=torch.long, device=device)  # int64, never cast by to()
+                torch.zeros(lead, dtype=torch.long, device=device)  # int64, never cast by to()
             )
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
@@ -105,12 +111,16 @@ class _BatchNorm(Module):
                 f"{reference.dtype}"
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+    def _axes(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+        """(the dimensions of x a channel's statistics are taken over, the shape its (C,)
+        values take to broadcast against x, n: the values per channel)."""
         channels = self.num_features
         dims = (0, *range(2, x.dim()))  # every dimension but the channels
-        shape = (channels,) + (1,) * (x.dim() - 2)  # per-channel values broadcast against x
-        count = x.numel() // channels  # n: values per channel
+        return dims, (channels,) + (1,) * (x.dim() - 2), x.numel() // channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        dims, shape, count = self._axes(x)
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             if count <= 1:
@@ -141,7 +151,8 @@ class _BatchNorm(Module):
         if self.momentum is None:
             # Cumulative moving average, m = 1 / num_batches_tracked: computed on the device
             # (reading the counter back would wait for it every step).
-            factor = self.num_batches_tracked.data.to(mean.dtype).reciprocal()  # 0-dim tensor
+            factor = self.num_batches_tracked.data.to(mean.dtype).reciprocal()  # 0-dim or (M,)
+            factor = factor.view(*factor.shape, *[1] * (mean.dim() - factor.dim()))
             self.running_mean.data.mul_(1 - factor).add_(mean * factor)
             self.running_var.data.mul_(1 - factor).add_(var * (factor * unbiased))
             return
@@ -153,8 +164,7 @@ class _BatchNorm(Module):
         centered = self._saved(self.centered, grad_output)
         inv_std, batch_stats = self.inv_std, self.batch_stats
         self._release()
-        dims = (0, *range(2, centered.dim()))
-        shape = (self.num_features,) + (1,) * (centered.dim() - 2)
+        dims, shape, count = self._axes(centered)
         scale = inv_std if self.weight is None else self.weight.data * inv_std  # (C,) γ/σ
         if self.weight is not None or batch_stats:
             # Σ g x̂ = (Σ g (x − μ)) / σ: the division after the reduction, on C values.
@@ -167,7 +177,6 @@ class _BatchNorm(Module):
             self.bias.grad.add_(sum_g)
         if not batch_stats:
             return grad_output * scale.view(shape)
-        count = centered.numel() // self.num_features
         # γ/σ · (g − mean(g) − x̂ · mean(g x̂)) as g · a + ((x − μ) · b + c): two passes over x.
         b = (sum_g_xhat * scale * inv_std).div_(-count)  # (C,)
         c = (sum_g * scale).div_(-count)  # (C,)
@@ -237,3 +246,134 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _DIMS = (4,)
+
+
+class _StackedBatchNorm(_BatchNorm):
+    r"""M batch normalisations of one configuration at once (`framework.stack`), each with its
+    own γ, β and running statistics: for model m and channel c, over the rest of model m's batch,
+
+    .. math::
+        y_m = \gamma_{m,c} \frac{x_m - \mu_{m,c}}{\sqrt{\sigma^2_{m,c} + \epsilon}} +
+        \beta_{m,c}
+
+    (training: model m's batch statistics, its running statistics updated as ``_BatchNorm``'s;
+    eval: its running statistics), and ``_BatchNorm``'s backward per model. Parameters and
+    buffers have a leading model dimension: ``weight``, ``bias``, ``running_mean``,
+    ``running_var`` ``(M, C)``, ``num_batches_tracked`` ``(M,)``.
+    """
+
+    def __init__(
+        self,
+        models: int,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        self.models = check_size(type(self).__name__, "models", models)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
+
+    _SINGLE: type[_BatchNorm] = _BatchNorm
+
+    @classmethod
+    def stack_of(cls, layers: list[_BatchNorm]) -> _StackedBatchNorm:
+        """A stacked layer for ``layers`` (alike: `framework.stack` checked them and copies
+        their parameters and buffers in)."""
+        first = layers[0]
+        state = first.weight if first.weight is not None else first.running_mean
+        return cls(
+            len(layers),
+            first.num_features,
+            first.eps,
+            first.momentum,
+            first.affine,
+            first.track_running_stats,
+            device=None if state is None else state.device,
+            dtype=None if state is None else state.dtype,
+            bias=first.bias is not None or not first.affine,
+        )
+
+    def unstack_one(self, index: int) -> _BatchNorm:
+        """A single layer of this configuration (`framework.unstack` copies slice ``index``)."""
+        state = self.weight if self.weight is not None else self.running_mean
+        return self._SINGLE(
+            self.num_features,
+            self.eps,
+            self.momentum,
+            self.affine,
+            self.track_running_stats,
+            device=None if state is None else state.device,
+            dtype=None if state is None else state.dtype,
+            bias=self.bias is not None or not self.affine,
+        )
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() - 1 not in self._DIMS or x.shape[0] != self.models:
+            raise ValueError(
+                f"{self!r}: expected input of shape ({self.models}, N, {self.num_features}, ...) "
+                f"with {' or '.join(str(d + 1) for d in self._DIMS)} dimensions, got "
+                f"{tuple(x.shape)}"
+            )
+        super()._check_input(x[0])
+
+    def _axes(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+        m, channels = self.models, self.num_features
+        dims = (1, *range(3, x.dim()))  # every dimension but the models' and the channels'
+        return dims, (m, 1, channels) + (1,) * (x.dim() - 3), x.numel() // (m * channels)
+
+    def extra_repr(self) -> str:
+        return f"models={self.models}, " + super().extra_repr()
+
+
+class StackedBatchNorm1d(_StackedBatchNorm):
+    r"""M ``BatchNorm1d`` layers at once: for each model m, on its ``(N, C)`` or ``(N, C, L)``
+    slice,
+
+    .. math::
+        y_m = \gamma_{m,c} \frac{x_m - \mu_{m,c}}{\sqrt{\sigma^2_{m,c} + \epsilon}} +
+        \beta_{m,c}
+
+    with model m's own statistics and backward (``_StackedBatchNorm``, ``BatchNorm1d``).
+
+    Args:
+        models: M, the number of stacked models.
+        num_features, eps, momentum, affine, track_running_stats, device, dtype, bias: as
+            ``BatchNorm1d``'s, for each model.
+
+    Shape:
+        - Input: ``(M, N, C)`` or ``(M, N, C, L)``
+        - Output: the input's shape.
+    """
+
+    _DIMS = (2, 3)
+    _SINGLE = BatchNorm1d
+
+
+class StackedBatchNorm2d(_StackedBatchNorm):
+    r"""M ``BatchNorm2d`` layers at once: for each model m, on its ``(N, C, H, W)`` slice,
+
+    .. math::
+        y_m = \gamma_{m,c} \frac{x_m - \mu_{m,c}}{\sqrt{\sigma^2_{m,c} + \epsilon}} +
+        \beta_{m,c}
+
+    with model m's own statistics and backward (``_StackedBatchNorm``, ``BatchNorm2d``).
+
+    Args:
+        models: M, the number of stacked models.
+        num_features, eps, momentum, affine, track_running_stats, device, dtype, bias: as
+            ``BatchNorm2d``'s, for each model.
+
+    Shape:
+        - Input: ``(M, N, C, H, W)``
+        - Output: the input's shape.
+    """
+
+    _DIMS = (4,)
+    _SINGLE = BatchNorm2d

@@ -208,3 +208,182 @@ class Conv2d(Module):
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
         return text if self.bias is not None else text + ", bias=False"
+
+
+class StackedConv2d(Module):
+    r"""M ``Conv2d`` layers of one configuration at once (`framework.stack`), each with its own
+    weights: for every model m,
+
+    .. math::
+        y_{m,n,o,i,j} = b_{m,o} + \sum_{c,a,b'} W_{m,o,c,a,b'}\,
+            \tilde x_{m,n,c,\,s_h i + a,\,s_w j + b'}
+
+    As matrices, one batched product (``torch.bmm``) over the M models' patch matrices
+    :math:`X_m` ``(C·kh·kw, OH·OW·N)`` (im2col, each model's windows as ``Conv2d`` takes them):
+    :math:`Y_m = W_m X_m + b_m`, and backward :math:`\partial L/\partial W_m \mathrel{+}= G_m
+    X_m^\top`, :math:`\partial L/\partial b_m \mathrel{+}= \sum_{n,i,j} g_{m,n,:,i,j}`,
+    :math:`\partial L/\partial x_m = \operatorname{col2im}(W_m^\top G_m)` (the M models' columns
+    summed back as M·C channels of one image).
+
+    Args:
+        models: M, the number of stacked models.
+        in_channels, out_channels, kernel_size, stride, padding, bias, device, dtype: as
+            ``Conv2d``'s, for each model.
+
+    Shape:
+        - Input: ``(M, N, C, H, W)``
+        - Output: ``(M, N, C_out, OH, OW)``, a view of memory laid out ``(M, C_out, OH, OW, N)``
+          (batch innermost, as ``Conv2d``'s output; the next stacked convolution reads it
+          without a copy).
+
+    Attributes:
+        weight: ``(M, C_out, C, kh, kw)``; bias: ``(M, C_out)``. Initialised as M ``Conv2d``
+            layers created one after another (the same draws, in the same order).
+    """
+
+    _cache = ("columns", "input_shape")
+
+    def __init__(
+        self,
+        models: int,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        name = "StackedConv2d"
+        self.models = check_size(name, "models", models)
+        self.in_channels = check_size(name, "in_channels", in_channels)
+        self.out_channels = check_size(name, "out_channels", out_channels)
+        self.kernel_size = _pair(name, "kernel_size", kernel_size, 1)
+        self.stride = _pair(name, "stride", stride, 1)
+        self.padding = _pair(name, "padding", padding, 0)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = Parameter(
+            torch.empty(models, out_channels, in_channels, *self.kernel_size, **factory),
+            stacked=True,
+        )
+        self.bias = (
+            Parameter(torch.empty(models, out_channels, **factory), stacked=True) if bias else None
+        )
+        self.columns: torch.Tensor | None = None
+        self.input_shape: torch.Size | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Each model as ``Conv2d.reset_parameters``, model after model."""
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1 / math.sqrt(fan_in)
+        for index in range(self.models):
+            init.kaiming_uniform_(self.weight.data[index], a=math.sqrt(5), generator=generator)
+            if self.bias is not None:
+                init.uniform_(self.bias.data[index], -bound, bound, generator=generator)
+
+    @classmethod
+    def stack_of(cls, layers: list[Conv2d]) -> StackedConv2d:
+        """An (uninitialised-equivalent) stacked layer for ``layers`` (alike: `framework.stack`
+        checked them and copies their parameters in)."""
+        first = layers[0]
+        weight = first.weight.data
+        return cls(
+            len(layers),
+            first.in_channels,
+            first.out_channels,
+            first.kernel_size,
+            first.stride,
+            first.padding,
+            bias=first.bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+
+    def unstack_one(self, index: int) -> Conv2d:
+        """A ``Conv2d`` of this configuration (`framework.unstack` copies slice ``index`` in)."""
+        weight = self.weight.data
+        return Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            bias=self.bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.data
+        if x.dim() != 5 or x.shape[0] != self.models or x.shape[2] != self.in_channels:
+            raise ValueError(
+                f"{self!r}: expected input of shape ({self.models}, N, {self.in_channels}, H, W) "
+                f"(models, batch, channels, height, width), got {tuple(x.shape)}"
+            )
+        if x.dtype != weight.dtype:
+            raise TypeError(
+                f"{self!r}: input dtype {x.dtype} does not match weight dtype {weight.dtype}"
+            )
+        m, n, c, h, w = x.shape
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        oh, ow = _output_size(self, (h, w), self.kernel_size, self.stride, self.padding)
+        image = x.permute(0, 2, 3, 4, 1)  # (M, C, H, W, N) view: batch innermost
+        if ph or pw:
+            padded = x.new_zeros(m, c, h + 2 * ph, w + 2 * pw, n)  # (M, C, Hp, Wp, N)
+            padded[:, :, ph : ph + h, pw : pw + w] = image
+            image = padded
+        windows = image.unfold(2, kh, self.stride[0]).unfold(3, kw, self.stride[1])
+        # windows: (M, C, OH, OW, N, kh, kw), a view; the reshape is the one im2col copy.
+        columns = windows.permute(0, 1, 5, 6, 2, 3, 4).reshape(m, c * kh * kw, oh * ow * n)
+        self.columns, self.input_shape = columns, x.shape
+        weight = weight.reshape(m, self.out_channels, -1)  # (M, C_out, C·kh·kw)
+        if self.bias is None:
+            out = torch.bmm(weight, columns)  # (M, C_out, OH·OW·N)
+        else:
+            out = torch.baddbmm(self.bias.data.unsqueeze(2), weight, columns)
+        return out.view(m, self.out_channels, oh, ow, n).permute(0, 4, 1, 2, 3)
+
+    def _gradients(self, grad_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accumulate dL/dW and dL/db; return (the patch matrices, G as (M, C_out, OH·OW·N))."""
+        columns = self._saved(self.columns)
+        m, n, _, h, w = self.input_shape
+        oh, ow = _output_size(self, (h, w), self.kernel_size, self.stride, self.padding)
+        expected = (m, n, self.out_channels, oh, ow)
+        if grad_output.shape != expected:
+            raise ValueError(
+                f"{self!r}: expected grad_output of shape {expected} (its forward output), got "
+                f"{tuple(grad_output.shape)}"
+            )
+        grad = grad_output.permute(0, 2, 3, 4, 1).reshape(m, self.out_channels, -1)
+        # dL/dWᵀ = X Gᵀ (the faster product, as in Conv2d), added transposed into .grad.
+        grad_weight = torch.bmm(columns, grad.transpose(1, 2))  # (M, C·kh·kw, C_out)
+        self.weight.grad.view(m, self.out_channels, -1).add_(grad_weight.transpose(1, 2))
+        if self.bias is not None:
+            self.bias.grad.add_(grad.sum(2))  # (M, C_out)
+        return columns, grad
+
+    def _accumulate(self, grad_output: torch.Tensor) -> None:
+        """The parameters' part of backward (all of it when dL/dx is not wanted)."""
+        self._gradients(grad_output)
+        self._release()
+
+    def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        _, grad = self._gradients(grad_output)
+        m, n, c, h, w = self.input_shape
+        self._release()
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        oh, ow = grad_output.shape[3:]
+        weight = self.weight.data.reshape(m, self.out_channels, -1)
+        grad_columns = torch.bmm(weight.transpose(1, 2), grad)  # (M, C·kh·kw, OH·OW·N)
+        grad_columns = grad_columns.view(m * c, kh, kw, oh, ow, n)
+        grad_padded = _col2im(grad_columns, (h + 2 * ph, w + 2 * pw), self.stride)
+        grad_padded = grad_padded.view(m, c, h + 2 * ph, w + 2 * pw, n)
+        grad_input = grad_padded[:, :, ph : ph + h, pw : pw + w]  # (M, C, H, W, N)
+        return grad_input.permute(0, 4, 1, 2, 3)  # (M, N, C, H, W)
+
+    def extra_repr(self) -> str:
+        conv = Conv2d.extra_repr(self)  # type: ignore[arg-type]
+        return f"models={self.models}, {conv}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .module import Module, check_number
+from .module import Module, check_number, check_size
 
 
 class Dropout(Module):
@@ -74,3 +74,97 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+def _copy(generator: torch.Generator | None) -> torch.Generator | None:
+    """A new generator in ``generator``'s state (None stays None: torch's global one)."""
+    if generator is None:
+        return None
+    copy = torch.Generator(generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
+class StackedDropout(Module):
+    r"""M ``Dropout`` layers of one ``p`` at once (`framework.stack`), each drawing its masks
+    from its own generator: for model m, in training mode,
+
+    .. math::
+        y_m = x_m \odot k_m / (1 - p), \qquad k_m \sim \operatorname{Bernoulli}(1 - p)
+
+    with :math:`k_m` drawn as ``Dropout`` draws it (``bernoulli_(1 - p)`` over model m's slice,
+    row-major) from ``generators[m]``, so model m's masks are the ones its own ``Dropout``
+    would draw from the same generator state. Backward: :math:`\partial L/\partial x_m = g_m
+    \odot k_m / (1 - p)`; in eval mode (and for p = 0) :math:`y = x`, for p = 1 :math:`y = 0
+    \cdot x`.
+
+    Args:
+        models: M, the number of stacked models.
+        p, inplace: as ``Dropout``'s.
+        generators: M ``torch.Generator`` (or None: torch's global one), model m's masks drawn
+            from ``generators[m]``; by default all None.
+
+    Shape:
+        - Input: ``(M, N, *)``
+        - Output: the input's shape.
+    """
+
+    _cache = ("noise", "output_shape")
+
+    def __init__(
+        self,
+        models: int,
+        p: float = 0.5,
+        inplace: bool = False,
+        *,
+        generators: list[torch.Generator | None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.models = check_size("StackedDropout", "models", models)
+        self.p = check_number("StackedDropout", "p", p, 0.0, 1.0)
+        self.inplace = inplace
+        generators = [None] * models if generators is None else list(generators)
+        if len(generators) != models:
+            raise ValueError(
+                f"StackedDropout: expected {models} generators (one per model), got "
+                f"{len(generators)}"
+            )
+        self.generators = generators
+        self.noise: torch.Tensor | None = None
+        self.output_shape: torch.Size | None = None
+
+    @classmethod
+    def stack_of(cls, layers: list[Dropout]) -> StackedDropout:
+        """The stacked layer of ``layers``, with a copy of each one's generator in its current
+        state (the layers' own generators are left as they are)."""
+        first = layers[0]
+        generators = [_copy(layer.generator) for layer in layers]
+        return cls(len(layers), first.p, first.inplace, generators=generators)
+
+    def unstack_one(self, index: int) -> Dropout:
+        """Model ``index``'s own layer, with a copy of its generator in its current state."""
+        return Dropout(self.p, self.inplace, generator=_copy(self.generators[index]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1 or x.shape[0] != self.models:
+            raise ValueError(
+                f"{self!r}: expected input of shape ({self.models}, N, ...), got {tuple(x.shape)}"
+            )
+        self.output_shape = x.shape
+        if not self.training or self.p == 0 or x.numel() == 0:
+            self.noise = None
+            return x
+        if self.p == 1:
+            noise = x.new_zeros(())
+        else:
+            noise = x.new_empty(x.shape)
+            for index, generator in enumerate(self.generators):
+                noise[index].bernoulli_(1 - self.p, generator=generator)  # model m's own draw
+            noise.div_(1 - self.p)
+        self.noise = noise
+        return x.mul_(noise) if self.inplace else x * noise
+
+    backward = Dropout.backward
+
+    def extra_repr(self) -> str:
+        return f"models={self.models}, p={self.p}, inplace={self.inplace}"

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .conv import _output_size, _pair
-from .module import Module
+from .module import Module, check_size
 
 
 def _layout(x: torch.Tensor) -> tuple[int, ...]:
@@ -92,10 +92,11 @@ class MaxPool2d(Module):
 
     def _cells(self, x: torch.Tensor, oh: int, ow: int) -> list[torch.Tensor]:
         """For each kernel cell (a, b) in row-major order, the (N, C, OH, OW) strided view of
-        the input value that cell sees in every window."""
+        the input value that cell sees in every window (any leading dimensions: (M, N, C, OH,
+        OW) views for a stack)."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         return [
-            x[:, :, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw]
+            x[..., a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw]
             for a in range(kh)
             for b in range(kw)
         ]
@@ -105,7 +106,12 @@ class MaxPool2d(Module):
             raise ValueError(
                 f"{self!r}: expected input of shape (N, C, H, W), got {tuple(x.shape)}"
             )
-        oh, ow = _output_size(self, tuple(x.shape[2:]), self.kernel_size, self.stride, self.padding)
+        return self._pool(x)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """forward's work on x of shape (..., H, W): the last two dimensions pooled."""
+        size = tuple(x.shape[-2:])
+        oh, ow = _output_size(self, size, self.kernel_size, self.stride, self.padding)
         # One pass per kernel cell over (N, C, OH, OW) views of x: no window copy and no
         # reduction over a short last dimension (both slow on CPU). The masks are written as
         # 0./1. floats into tensors laid out like x (bool results cost 4x more on CPU).
@@ -126,11 +132,11 @@ class MaxPool2d(Module):
     def _padded(self, x: torch.Tensor, layout: tuple[int, ...]) -> torch.Tensor:
         """x itself, or with padding a copy inside a −∞ border (laid out like x): a padded cell
         is never strictly greater than the running maximum nor NaN, so it never wins."""
-        (ph, pw), (n, c, h, w) = self.padding, x.shape
+        (ph, pw), (*lead, h, w) = self.padding, x.shape
         if not (ph or pw):
             return x
-        padded = _empty((n, c, h + 2 * ph, w + 2 * pw), layout, x).fill_(-math.inf)
-        padded[:, :, ph : ph + h, pw : pw + w] = x
+        padded = _empty((*lead, h + 2 * ph, w + 2 * pw), layout, x).fill_(-math.inf)
+        padded[..., ph : ph + h, pw : pw + w] = x
         return padded
 
     def _first_inside(
@@ -139,7 +145,7 @@ class MaxPool2d(Module):
         """The starting winner of each window, (N, C, OH, OW) as floats: its first cell inside
         the input in row-major order (cell 0 without padding), where torch's kernel starts, so
         a window of −∞ values routes its gradient there, not to the padding."""
-        index = _empty((x.shape[0], x.shape[1], oh, ow), layout, x)
+        index = _empty((*x.shape[:-2], oh, ow), layout, x)
         (ph, pw), (sh, sw), kw = self.padding, self.stride, self.kernel_size[1]
         if not (ph or pw):
             return index.zero_()
@@ -152,15 +158,66 @@ class MaxPool2d(Module):
         index = self._saved(self.index, grad_output)
         input_shape, layout = self.input_shape, self.input_layout
         self._release()
-        (ph, pw), (n, c, h, w) = self.padding, input_shape
+        (ph, pw), (*lead, h, w) = self.padding, input_shape
         # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
-        grad_input = _empty((n, c, h + 2 * ph, w + 2 * pw), layout, grad_output).zero_()
+        grad_input = _empty((*lead, h + 2 * ph, w + 2 * pw), layout, grad_output).zero_()
         mask = torch.empty_like(index)
-        oh, ow = index.shape[2:]
+        oh, ow = index.shape[-2:]
         for cell_index, cell in enumerate(self._cells(grad_input, oh, ow)):
             # Add, not assign: overlapping windows (stride < kernel) may share a winner.
             cell.addcmul_(grad_output, torch.eq(index, cell_index, out=mask))
-        return grad_input[:, :, ph : ph + h, pw : pw + w] if ph or pw else grad_input
+        return grad_input[..., ph : ph + h, pw : pw + w] if ph or pw else grad_input
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class StackedMaxPool2d(MaxPool2d):
+    r"""M ``MaxPool2d`` layers of one configuration at once (`framework.stack`): for each model m,
+
+    .. math::
+        y_{m,n,c,i,j} = \max_{0 \le a < k_h,\; 0 \le b < k_w}
+            \tilde x_{m,n,c,\,s_h i + a,\,s_w j + b}
+
+    and backward routes each output gradient to its window's winner, exactly as ``MaxPool2d``
+    (the same kernel-cell passes over (M, N, C, OH, OW) views; no parameters).
+
+    Args:
+        models: M, the number of stacked models.
+        kernel_size, stride, padding: as ``MaxPool2d``'s.
+
+    Shape:
+        - Input: ``(M, N, C, H, W)``
+        - Output: ``(M, N, C, OH, OW)``
+    """
+
+    def __init__(
+        self,
+        models: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.models = check_size("StackedMaxPool2d", "models", models)
+
+    @classmethod
+    def stack_of(cls, layers: list[MaxPool2d]) -> StackedMaxPool2d:
+        """The stacked layer of ``layers`` (alike: `framework.stack` checked them)."""
+        first = layers[0]
+        return cls(len(layers), first.kernel_size, first.stride, first.padding)
+
+    def unstack_one(self, index: int) -> MaxPool2d:
+        """Model ``index``'s own layer."""
+        return MaxPool2d(self.kernel_size, self.stride, self.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[0] != self.models:
+            raise ValueError(
+                f"{self!r}: expected input of shape ({self.models}, N, C, H, W), got "
+                f"{tuple(x.shape)}"
+            )
+        return self._pool(x)
+
+    def extra_repr(self) -> str:
+        return f"models={self.models}, " + super().extra_repr()

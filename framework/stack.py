@@ -22,14 +22,34 @@ import torch
 
 from . import init
 from .activation import Activation
+from .batchnorm import BatchNorm1d, BatchNorm2d, StackedBatchNorm1d, StackedBatchNorm2d
 from .container import Sequential
+from .conv import Conv2d, StackedConv2d
+from .dropout import Dropout, StackedDropout
+from .flatten import Flatten, StackedFlatten
 from .linear import Linear
 from .module import Module, Parameter, check_size
+from .pooling import MaxPool2d, StackedMaxPool2d
 
 # Every Activation is element-wise: it acts on an (M, B, features) tensor exactly as on each
 # model's (B, features) slice, so the stacked model uses one as it is, its hyperparameters (its
 # constructor arguments, by the rule in Activation's docstring) agreeing across the models.
-_SUPPORTED = "Sequential, Linear and the element-wise layers (any Activation: ReLU, Tanh, …)"
+_SUPPORTED = (
+    "Sequential, Linear, Conv2d, MaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout and the "
+    "element-wise layers (any Activation: ReLU, Tanh, …)"
+)
+
+# The other layers' stacked classes: each builds itself for M alike layers (``stack_of``) and
+# gives back a layer of model m's configuration (``unstack_one``); `stack` and `unstack` copy
+# the parameters and buffers (by name, slice m being model m's).
+_STACKED: dict[type[Module], Any] = {
+    Conv2d: StackedConv2d,
+    MaxPool2d: StackedMaxPool2d,
+    Flatten: StackedFlatten,
+    BatchNorm1d: StackedBatchNorm1d,
+    BatchNorm2d: StackedBatchNorm2d,
+    Dropout: StackedDropout,
+}
 
 
 class Workspace:
@@ -253,16 +273,20 @@ def stack(models: Sequence[Module]) -> Module:
     (gradients start at zero); slice m of every forward, backward and optimizer step is
     model m's own. The models are left untouched.
 
-    Supported: ``Sequential`` of ``Linear`` and element-wise layers, every ``Activation``
-    (``ReLU``, ``Tanh``, ``Sigmoid``, ``LeakyReLU``, ``ELU``, and any new subclass: its
-    hyperparameters are its constructor arguments, see ``Activation``), or one such layer alone.
-    Any other layer (Conv2d, BatchNorm, Dropout, …) is refused with a TypeError naming it; models
-    whose architectures or layer hyperparameters differ (widths, bias, a LeakyReLU slope, dtype,
-    device) with a ValueError naming the layer.
+    Supported: ``Sequential`` of ``Linear``, ``Conv2d``, ``MaxPool2d``, ``Flatten``,
+    ``BatchNorm1d``/``2d`` (buffers stacked too: each model keeps its own running statistics),
+    ``Dropout`` (each model draws from a copy of its own layer's generator) and element-wise
+    layers, every ``Activation`` (``ReLU``, ``Tanh``, ``Sigmoid``, ``LeakyReLU``, ``ELU``, and
+    any new subclass: its hyperparameters are its constructor arguments, see ``Activation``),
+    or one such layer alone. Any other layer is refused with a TypeError naming it; models whose
+    architectures or layer hyperparameters differ (widths, bias, kernel, a LeakyReLU slope,
+    dropout p, dtype, device) with a ValueError naming the layer.
 
     Returns:
-        A ``StackedSequential`` (``StackedLinear`` for Linear layers, the element-wise layers
-        shared) whose forward maps ``(M, B, in)`` to ``(M, B, out)``.
+        A ``StackedSequential`` (``StackedLinear`` for Linear layers, ``StackedConv2d``,
+        ``StackedMaxPool2d``, ``StackedFlatten``, ``StackedBatchNorm1d``/``2d``,
+        ``StackedDropout`` for the others, the element-wise layers shared) whose forward maps
+        ``(M, B, …)`` to ``(M, B, out)``: model m's input and output are slice m.
     """
     models = list(models)
     if not models:
@@ -297,6 +321,8 @@ def _stack(models: list[Module], where: str) -> Module:
         stacked = StackedSequential(len(models), *layers)
     elif type(first) is Linear:
         stacked = _stack_linear(models, where)
+    elif type(first) in _STACKED:
+        stacked = _stack_layer(models, where)
     elif isinstance(first, Activation):
         stacked = _same_layer(models, where)
     else:
@@ -343,6 +369,28 @@ def _stack_linear(layers: list[Module], where: str) -> StackedLinear:
     torch.stack([layer.weight.data for layer in layers], out=stacked.weight.data)
     if stacked.bias is not None:
         torch.stack([layer.bias.data for layer in layers], out=stacked.bias.data)
+    return stacked
+
+
+def _stack_layer(layers: list[Module], where: str) -> Module:
+    """A layer of `_STACKED`: the layers must print alike (their hyperparameters) and hold their
+    tensors in one dtype and device; their parameters and buffers are stacked by name."""
+    first = layers[0]
+    for index, layer in enumerate(layers):
+        if repr(layer) != repr(first):
+            raise ValueError(_describe(where, first, layer, index))
+        for (name, member), (_, reference) in zip(
+            layer._named_state(), first._named_state(), strict=True
+        ):
+            if (member.dtype, member.device) != (reference.dtype, reference.device):
+                raise ValueError(
+                    f"stack: {where}: {name} is {reference.dtype} on {reference.device} in "
+                    f"model 0, {member.dtype} on {member.device} in model {index}"
+                )
+    stacked = _STACKED[type(first)].stack_of(layers)
+    states = [dict(layer._named_state()) for layer in layers]
+    for name, member in stacked._named_state():
+        torch.stack([state[name].data for state in states], out=member.data)
     return stacked
 
 
@@ -407,6 +455,9 @@ def unstack(stacked: Module) -> list[Module]:
     :math:`b^{(m)} = b[m]`, with the same dtype and device (gradients zero), so its
     ``state_dict()`` loads into the equivalent torch.nn model (``strict=True``).
 
+    Buffers come back likewise (BatchNorm's running statistics: model m's), and a Dropout with a
+    copy of model m's generator in its current state.
+
     Accepts a ``StackedSequential`` (giving ``Sequential`` models) or a ``StackedLinear``
     (giving ``Linear`` layers)."""
     if isinstance(stacked, StackedSequential):
@@ -445,4 +496,14 @@ def _unstack_layer(layer: Module, models: int) -> list[Module]:
         return out
     if isinstance(layer, Activation):
         return [_copy_layer(layer) for _ in range(models)]
+    if type(layer) in _STACKED.values():
+        out = []
+        for index in range(models):
+            single = layer.unstack_one(index)
+            state = dict(layer._named_state())
+            for name, member in single._named_state():
+                member.data.copy_(state[name].data[index])
+            single.training = layer.training
+            out.append(single)
+        return out
     raise TypeError(f"unstack: cannot unstack {layer!r}: supported layers are {_SUPPORTED}")

@@ -65,6 +65,21 @@ EXAMPLES: dict[type[fw.Module], Example] = {
     fw.Sequential: lambda: (_mlp(), (_randn(4, 3),)),
     fw.StackedLinear: lambda: (fw.StackedLinear(2, 3, 4, dtype=F64), (_randn(2, 4, 3),)),
     fw.StackedSequential: lambda: (fw.stack([_mlp(), _mlp()]), (_randn(2, 4, 3),)),
+    fw.StackedConv2d: lambda: (
+        fw.StackedConv2d(2, 2, 3, 3, padding=1, dtype=F64),
+        (_randn(2, 2, 2, 5, 5),),
+    ),
+    fw.StackedMaxPool2d: lambda: (fw.StackedMaxPool2d(2, 3, 2, 1), (_randn(2, 2, 2, 5, 5),)),
+    fw.StackedFlatten: lambda: (fw.StackedFlatten(2), (_randn(2, 2, 2, 3, 3),)),
+    fw.StackedBatchNorm1d: lambda: (fw.StackedBatchNorm1d(2, 3, dtype=F64), (_randn(2, 4, 3),)),
+    fw.StackedBatchNorm2d: lambda: (
+        fw.StackedBatchNorm2d(2, 2, dtype=F64),
+        (_randn(2, 2, 2, 3, 3),),
+    ),
+    fw.StackedDropout: lambda: (
+        fw.StackedDropout(2, 0.5, generators=[torch.Generator().manual_seed(k) for k in (0, 1)]),
+        (_randn(2, 4, 3),),
+    ),
     fw.MSELoss: lambda: (fw.MSELoss(), (_randn(4, 2), _randn(4, 2, seed=1))),
     fw.BCELoss: lambda: (fw.BCELoss(), (_randn(4, 2).sigmoid(), _randn(4, 2, seed=1).sigmoid())),
     fw.CrossEntropyLoss: lambda: (

@@ -160,7 +160,6 @@ def test_an_option_of_another_component_is_refused_when_composing(override, key)
         (["model=cnn", "engine=sequential"], "model"),  # a CNN on 2-d points
         (["loss=ce"], "loss"),  # cross-entropy on the binary disk task
         (["experiment=digits", "hydra.mode=RUN", "data.n_train=1700"], "data.n_train"),
-        (["experiment=digits", "hydra.mode=RUN", "model=cnn", "engine=stacked"], "engine"),
         (
             ["experiment=digits", "hydra.mode=RUN", "model=cnn", "model.channels=[4,4,4,4]"],
             "model.channels",
@@ -171,7 +170,6 @@ def test_an_option_of_another_component_is_refused_when_composing(override, key)
         "cnn-on-disk",
         "ce-on-disk",
         "digits-too-many-points",
-        "cnn-stacked",
         "cnn-blocks-shrink-the-image-to-nothing",
     ],
 )

@@ -159,3 +159,34 @@ def test_cli_gelu_adamw_on_moons_float64_both_engines_and_frameworks_agree_to_1e
     for column in wide.columns:
         assert (wide[column] - reference).abs().max() <= 1e-9, column
     assert wide[("stacked", "torch")].loc[(0, 3)] < wide[("stacked", "torch")].loc[(0, 0)]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_float64_digits_stacked_equals_sequential_and_torch_func_per_epoch(model, parity):
+    """The digits experiment stacked: two folds as one custom stack (Conv2d, BatchNorm2d,
+    MaxPool2d, Flatten for the CNN) and as torch.func's stacked peer agree per epoch with each
+    fold's custom model trained alone (the sequential engine), float64."""
+    cfg = compose(
+        "experiment=digits",
+        "hydra.mode=RUN",
+        f"model={model}",
+        "dtype=float64",
+        "epochs=2",
+        "data.n_train=256",
+        "data.n_test=128",
+    )
+    job = config.job_spec(cfg)
+    lr = job.training.lrs[0]
+    unit = [(0, lr), (1, lr)]
+    stacked = engines.run_unit(job.replace_engine(name="stacked"), unit)
+    alone = engines.run_unit(job.replace_engine(name="sequential"), unit)
+    reference = {(run.framework, run.fold): run for run in alone}
+    for run in stacked:
+        expected = reference[("custom", run.fold)]
+        assert run.status == expected.status == "ok"
+        for ours, theirs in zip(run.epochs, expected.epochs, strict=True):
+            assert ours.train_loss == pytest.approx(theirs.train_loss, abs=1e-9, rel=0)
+            assert ours.test_loss == pytest.approx(theirs.test_loss, abs=1e-9, rel=0)
+            assert ours.test_error == theirs.test_error
+        gap = largest_gap(run, expected)
+        parity.record(f"digits {model} stacked {run.framework} vs custom alone", gap)

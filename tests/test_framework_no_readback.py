@@ -305,3 +305,34 @@ def test_stacked_step_on_cuda_never_synchronizes(loss):
         steps(stacked, stacked_loss, optimizer, x, y, "model")
     finally:
         torch.cuda.set_sync_debug_mode(previous)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_stacked_cnn_training_step_reads_nothing_back(device, momentum):
+    """Every stacked CNN layer: StackedConv2d, StackedBatchNorm2d/1d (both running-average
+    rules), StackedMaxPool2d (padded), StackedFlatten, StackedDropout; then an eval forward."""
+
+    def model() -> fw.Sequential:
+        return fw.Sequential(
+            fw.Conv2d(1, 4, 3, padding=1), fw.BatchNorm2d(4, momentum=momentum), fw.ReLU(),
+            fw.MaxPool2d(3, 2, 1), fw.Flatten(),
+            fw.Dropout(0.5, generator=torch.Generator().manual_seed(0)), fw.Linear(16, 3),
+            fw.BatchNorm1d(3, momentum=momentum),
+        )  # fmt: skip
+
+    stacked = fw.stack([model(), model()])
+    optimizer = fw.optim.SGD(stacked.parameters(), lr=per_model([0.1, 0.2]), momentum=0.9)
+
+    def step(where: str) -> None:
+        stacked.to(device=where)
+        if where == "meta":  # a meta tensor draws from no generator
+            stacked[5].generators = [None, None]
+        x = torch.randn(2, 5, 1, 4, 4).to(where)
+        y = torch.randint(0, 3, (2, 5)).to(where)
+        steps(stacked, fw.StackedLoss(fw.CrossEntropyLoss()), optimizer, x, y, "optimizer")
+        stacked.eval()
+        stacked(x)
+        stacked.train()
+
+    run(device, step)

@@ -203,11 +203,233 @@ def stacked_loss_pair(loss: str = "mse"):
     return fw.StackedLoss(LOSSES[loss]()), torch_loss(LOSSES[loss]())
 
 
+# -- the layers of a CNN: Conv2d, MaxPool2d, Flatten, BatchNorm1d/2d, Dropout ----------------
+IMAGE = (2, 6, 6)  # (C, H, W) of the CNN tests' inputs
+CNN_CLASSES = 3
+
+
+def dropout(p: float, seed: int) -> fw.Dropout:
+    return fw.Dropout(p, generator=torch.Generator().manual_seed(500 + seed))
+
+
+# name -> the layers of one model, given its seed (a Dropout's generator); every model ends in
+# CNN_CLASSES logits. The configuration is in the name; together they cover every path of each
+# stacked layer (padding or not, stride, bias or not, BatchNorm's momentum and cumulative
+# average, affine or not, eval mode with running statistics after training).
+CNN_LAYERS = {
+    "conv3x3-pad1": lambda seed: [
+        fw.Conv2d(2, 3, 3, padding=1), fw.ReLU(), fw.Flatten(), fw.Linear(108, CNN_CLASSES),
+    ],
+    "conv3x2-stride2-nobias": lambda seed: [
+        fw.Conv2d(2, 3, (3, 2), stride=2, bias=False), fw.Tanh(), fw.Flatten(),
+        fw.Linear(18, CNN_CLASSES),
+    ],
+    "conv-maxpool2": lambda seed: [
+        fw.Conv2d(2, 4, 3, padding=1), fw.ReLU(), fw.MaxPool2d(2), fw.Flatten(),
+        fw.Linear(36, CNN_CLASSES),
+    ],
+    "conv-maxpool3-stride2-pad1": lambda seed: [
+        fw.Conv2d(2, 4, 3), fw.ReLU(), fw.MaxPool2d(3, 2, 1), fw.Flatten(),
+        fw.Linear(16, CNN_CLASSES),
+    ],
+    "conv-batchnorm2d": lambda seed: [
+        fw.Conv2d(2, 4, 3, padding=1, bias=False), fw.BatchNorm2d(4), fw.ReLU(), fw.MaxPool2d(2),
+        fw.Flatten(), fw.Linear(36, CNN_CLASSES),
+    ],
+    "batchnorm2d-cumulative-noaffine": lambda seed: [
+        fw.BatchNorm2d(2, momentum=None, affine=False), fw.Conv2d(2, 3, 3), fw.ReLU(),
+        fw.Flatten(), fw.Linear(48, CNN_CLASSES),
+    ],
+    "flatten-linear-batchnorm1d": lambda seed: [
+        fw.Flatten(), fw.Linear(72, 8), fw.BatchNorm1d(8), fw.ReLU(),
+        fw.Linear(8, CNN_CLASSES),
+    ],
+    "flatten-start2-batchnorm1d-3d": lambda seed: [
+        fw.Flatten(2), fw.BatchNorm1d(2, momentum=0.3), fw.Flatten(), fw.Linear(72, CNN_CLASSES),
+    ],
+    "dropout0.3": lambda seed: [
+        fw.Flatten(), fw.Linear(72, 8), fw.ReLU(), dropout(0.3, seed), fw.Linear(8, CNN_CLASSES),
+    ],
+    "conv-dropout0.5-after-pool": lambda seed: [
+        fw.Conv2d(2, 3, 3, padding=1), fw.ReLU(), fw.MaxPool2d(2), dropout(0.5, seed),
+        fw.Flatten(), fw.Linear(27, CNN_CLASSES),
+    ],
+    # The harness's digits CNN shape: Conv (with bias) - BatchNorm2d - ReLU - MaxPool, twice.
+    "digits-cnn": lambda seed: [
+        fw.Conv2d(2, 4, 3, padding=1), fw.BatchNorm2d(4), fw.ReLU(), fw.MaxPool2d(2),
+        fw.Conv2d(4, 5, 3, padding=1), fw.BatchNorm2d(5), fw.ReLU(), fw.MaxPool2d(2),
+        fw.Flatten(), fw.Linear(5, CNN_CLASSES),
+    ],
+}  # fmt: skip
+
+# Both optimizer families, a learning rate per model. Adam on "digits-cnn" is left out: a bias
+# just before a BatchNorm has a gradient that is zero up to rounding, and Adam divides it by its
+# own running size, so the bias moves by ~lr in a direction set by rounding noise, alone as
+# stacked (no two summation orders agree there); the other CNNs cover Adam on every layer
+# (bias-free convolutions before a BatchNorm, as is usual).
+CNN_OPTIMIZERS = {
+    "sgd-momentum": ("SGD", {"lr": lr_grid(0.01, 0.03, 0.1, 0.2), "momentum": 0.9}),
+    "adam": ("Adam", {"lr": lr_grid(1e-3, 3e-3, 1e-2, 3e-2), "weight_decay": 0.01}),
+}
+
+
+def make_cnn(name: str, seed: int) -> fw.Sequential:
+    generator = torch.Generator().manual_seed(seed)
+    model = fw.Sequential(*CNN_LAYERS[name](seed), generator=generator).double()
+    return model  # type: ignore[return-value]
+
+
+def cnn_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(2000 + step)
+    x = torch.randn(M, BATCH, *IMAGE, dtype=F64, generator=generator)
+    return x, torch.randint(0, CNN_CLASSES, (M, BATCH), generator=generator)
+
+
+def _compare_states(parity, case, stacked, stacked_optimizer, alone) -> None:
+    stacked_state = stacked.state_dict()
+    stacked_params = dict(stacked.named_parameters())
+    stacked_optimizer_state = stacked_optimizer.state_dict()["state"]
+    for m, (model, _, model_optimizer) in enumerate(alone):
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                parity.check(f"{case} {key}", stacked_state[key][m], value, **TOL)
+            else:  # num_batches_tracked
+                assert torch.equal(stacked_state[key][m], value), key
+        for name, param in model.named_parameters():
+            parity.check(f"{case} grad {name}", stacked_params[name].grad[m], param.grad, **TOL)
+        for index, state in model_optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                ours = stacked_optimizer_state[index][key]
+                parity.check(f"{case} optimizer {key}", ours if key == "step" else ours[m], value)
+
+
+@pytest.mark.parametrize("optimizer", CNN_OPTIMIZERS)
+@pytest.mark.parametrize("name", CNN_LAYERS)
+def test_stacked_cnn_30_steps_equal_each_model_alone(parity, name, optimizer):
+    """Every CNN layer stacked: 30 steps of M models with their own learning rates (losses at
+    every step; parameters, gradients, running statistics, num_batches_tracked and optimizer
+    state at the end, 1e-12 in float64), then an eval-mode forward (running statistics, no
+    dropout) equal to each model's, and `unstack` giving models that load into torch.nn and
+    compute torch's outputs."""
+    if (name, optimizer) == ("digits-cnn", "adam"):
+        pytest.skip("a bias before BatchNorm under Adam follows rounding noise (CNN_OPTIMIZERS)")
+    case = f"stacked {name} {optimizer}"
+    models = [make_cnn(name, seed) for seed in range(M)]
+    kind, options = CNN_OPTIMIZERS[optimizer]
+    stacked = fw.stack(models)
+    criterion = fw.StackedLoss(fw.CrossEntropyLoss())
+    stacked_optimizer = getattr(fw.optim, kind)(stacked.parameters(), **for_stacked(options))
+    make_optimizer = getattr(fw.optim, kind)
+    alone = [
+        (model, fw.CrossEntropyLoss(), make_optimizer(model.parameters(), **for_model(options, m)))
+        for m, model in enumerate(models)
+    ]
+    for step in range(STEPS):
+        x, y = cnn_batch(step)
+        losses = criterion(stacked(x), y)
+        stacked_optimizer.zero_grad()
+        stacked.backward(criterion.backward(), input_grad=step % 2 == 0)
+        stacked_optimizer.step()
+        expected = []
+        for m, (model, model_criterion, model_optimizer) in enumerate(alone):
+            expected.append(model_criterion(model(x[m]), y[m]))
+            model_optimizer.zero_grad()
+            model.backward(model_criterion.backward())
+            model_optimizer.step()
+        parity.check(f"{case} losses", losses, torch.stack(expected), **TOL)
+    _compare_states(parity, case, stacked, stacked_optimizer, alone)
+    x, _ = cnn_batch(STEPS)
+    stacked.eval()
+    output = stacked(x)
+    back = fw.unstack(stacked)
+    for m, (model, _, _) in enumerate(alone):
+        model.eval()
+        parity.check(f"{case} eval output", output[m], model(x[m]), **TOL)
+        assert [type(layer) for layer in back[m]] == [type(layer) for layer in model]
+        twin = torch_twin(model)
+        twin.load_state_dict(back[m].state_dict(), strict=True)
+        twin.eval()
+        parity.check(f"{case} unstacked vs torch", back[m](x[m]), twin(x[m]).detach())
+
+
+def test_stacked_dropout_draws_each_models_masks_from_a_copy_of_its_generator():
+    models = [make_cnn("dropout0.3", seed) for seed in range(M)]
+    generators = [model[3].generator for model in models]
+    before = [generator.get_state() for generator in generators]
+    stacked = fw.stack(models)
+    x, _ = cnn_batch(0)
+    stacked(x)
+    assert all(torch.equal(g.get_state(), s) for g, s in zip(generators, before, strict=True))
+    back = fw.unstack(stacked)
+    assert all(layer.generator is not None for layer in (model[3] for model in back))
+    for model, alone in zip(back, models, strict=True):  # each continues where its slice is
+        alone(x[0])  # the same first draw
+        assert torch.equal(model[3].generator.get_state(), alone[3].generator.get_state())
+
+
+def test_stacked_batchnorm_keeps_each_models_running_statistics():
+    models = [make_cnn("digits-cnn", seed) for seed in range(M)]
+    stacked = fw.stack(models)
+    assert stacked[1].running_mean.shape == (M, 4)
+    assert stacked[1].num_batches_tracked.shape == (M,)
+    assert list(stacked.state_dict()) == list(models[0].state_dict())
+    stacked(cnn_batch(0)[0])
+    assert stacked[1].num_batches_tracked.data.tolist() == [1] * M
+    means = stacked[1].running_mean.data
+    assert not torch.equal(means[0], means[1])  # each model's own batch
+
+
+CNN_MISMATCHES = {
+    "kernel": (
+        [fw.Conv2d(1, 2, 3), fw.Conv2d(1, 2, 2)],
+        r"stack: model differs between models: Conv2d\(1, 2, kernel_size=\(3, 3\).* in model 0, "
+        r"Conv2d\(1, 2, kernel_size=\(2, 2\).* in model 1",
+    ),
+    "momentum": (
+        [fw.BatchNorm2d(2), fw.BatchNorm2d(2, momentum=0.2)],
+        r"BatchNorm2d\(2, eps=1e-05, momentum=0.1.* in model 0, .*momentum=0.2.* in model 1",
+    ),
+    "dropout_p": (
+        [fw.Dropout(0.5), fw.Dropout(0.2)],
+        r"Dropout\(p=0.2, inplace=False\) in model 1",
+    ),
+    "pool": ([fw.MaxPool2d(2), fw.MaxPool2d(2, padding=1)], r"padding=\(1, 1\)\) in model 1"),
+    "flatten": ([fw.Flatten(), fw.Flatten(2)], r"Flatten\(start_dim=2, end_dim=-1\) in model 1"),
+    "buffer_dtype": (
+        [fw.BatchNorm1d(2, affine=False), fw.BatchNorm1d(2, affine=False).double()],
+        r"running_mean is torch.float32 on cpu in model 0, torch.float64 on cpu in model 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CNN_MISMATCHES)
+def test_stack_refuses_cnn_layers_that_differ(name):
+    layers, message = CNN_MISMATCHES[name]
+    with pytest.raises(ValueError, match=message):
+        fw.stack(layers)
+
+
+def stacked_layer_pair(make):
+    """A factory of (the stacked layer of M layers ``make()``, the torch.nn twins of those)."""
+
+    def pair():
+        layers = [make() for _ in range(M)]
+        return fw.stack(layers), [torch_twin(layer) for layer in layers]
+
+    return pair
+
+
 # For test_framework_contract's coverage check: name -> factory of (ours, torch's).
 PARITY = {
     "stacked_sequential": stacked_pair,
     "stacked_linear": stacked_linear_pair,
     "stacked_loss": stacked_loss_pair,
+    "stacked_conv2d": stacked_layer_pair(lambda: fw.Conv2d(2, 3, 3, padding=1, dtype=F64)),
+    "stacked_maxpool2d": stacked_layer_pair(lambda: fw.MaxPool2d(3, 2, 1)),
+    "stacked_flatten": stacked_layer_pair(fw.Flatten),
+    "stacked_batchnorm1d": stacked_layer_pair(lambda: fw.BatchNorm1d(3, dtype=F64)),
+    "stacked_batchnorm2d": stacked_layer_pair(lambda: fw.BatchNorm2d(3, dtype=F64)),
+    "stacked_dropout": stacked_layer_pair(lambda: dropout(0.5, 0)),
 }
 
 
@@ -592,12 +814,10 @@ def test_stack_refuses_models_that_differ(name):
         fw.stack(models)
 
 
-UNSUPPORTED = {
-    "Conv2d": lambda: fw.Sequential(fw.Conv2d(1, 2, 3), fw.Flatten()),
-    "BatchNorm1d": lambda: fw.Sequential(fw.Linear(2, 3), fw.BatchNorm1d(3)),
-    "Dropout": lambda: fw.Sequential(fw.Linear(2, 3), fw.Dropout(0.5)),
-    "Flatten": lambda: fw.Sequential(fw.Flatten(), fw.Linear(2, 3)),
-    "MaxPool2d": lambda: fw.MaxPool2d(2),
+UNSUPPORTED = {  # a stacked layer does not stack again
+    "StackedLinear": lambda: fw.StackedLinear(2, 2, 3),
+    "StackedConv2d": lambda: fw.Sequential(fw.StackedConv2d(2, 1, 2, 3), fw.Flatten()),
+    "StackedDropout": lambda: fw.Sequential(fw.Linear(2, 3), fw.StackedDropout(2, 0.5)),
 }
 
 

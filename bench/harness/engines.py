@@ -83,7 +83,8 @@ class Stacked:
     """M models as one batched program: the custom framework stacks a unit's models
     (`framework.stack`, one learning rate per model); torch.nn's peer (torch.func) takes one
     learning rate per optimizer, so it trains one program per learning rate. A unit is ``chunk``
-    models (by default as many as fit in `CHUNK_STEPS` model-steps)."""
+    models (by default as many as fit in `CHUNK_STEPS` model-steps, at most the model entry's
+    ``stack_chunk``)."""
 
     name: ClassVar[str] = "stacked"
     stacked: ClassVar[bool] = True
@@ -91,7 +92,9 @@ class Stacked:
     def units(self, job: JobSpec, todo: Sequence[Model]) -> list[list[Model]]:
         training, sizes = job.training, job.data
         steps = training.epochs * math.ceil((sizes.n_train - sizes.n_val) / training.batch_size)
-        size = job.engine.chunk or max(1, CHUNK_STEPS // steps)
+        size = max(1, CHUNK_STEPS // steps)
+        cap = job.model.model.entry.stack_chunk
+        size = job.engine.chunk or (min(size, cap) if cap else size)
         return [list(todo[i : i + size]) for i in range(0, len(todo), size)]
 
     def programs(self, framework: str, unit: Sequence[Model]) -> list[list[Model]]:

@@ -171,6 +171,7 @@ class StackedTwin:
         self.models = len(twins)
         self.params, self.buffers = torch.func.stack_module_state(list(twins))
         base = copy.deepcopy(twins[0]).to("meta")  # the architecture only; weights come stacked
+        self._base = base  # its train()/eval() mode is the stack's (BatchNorm's statistics)
 
         def predict(params, buffers, x):
             return torch.func.functional_call(base, (params, buffers), (x,))
@@ -188,18 +189,27 @@ class StackedTwin:
         self._loss(self.params, self.buffers, x, y).sum().backward()
         self.optimizer.step()
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+    def measure(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per model: ``(2, M)`` float64 mean losses and error rates (NaN for a model whose
+        output is not finite), on the device: one vmapped forward, nothing read back."""
+        self._base.eval()  # BatchNorm's running statistics, no Dropout
+        try:
+            with torch.no_grad():
+                prediction = self._predict(self.params, self.buffers, x)
+        finally:
+            self._base.train()
         with torch.no_grad():
-            prediction = self._predict(self.params, self.buffers, x)
             ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
-            if bool(ok.all()):
-                losses = self._criterion(prediction, y)
-            else:  # torch's BCELoss refuses NaN: measure the finite models only
-                safe = torch.where(ok.view(-1, *[1] * (prediction.dim() - 1)), prediction, 0.5)
-                losses = self._criterion(safe, y)
-        nan = torch.full_like(losses, float("nan"))
-        errs = errors(prediction, y)
-        return (
-            torch.where(ok, losses, nan).double().tolist(),
-            torch.where(ok, errs.to(losses.dtype), nan).double().tolist(),
-        )
+            # torch's BCELoss refuses NaN: a model whose output is not finite is measured on
+            # 0.5s instead (and its numbers replaced by NaN below); the others' are their own.
+            safe = torch.where(ok.view(-1, *[1] * (prediction.dim() - 1)), prediction, 0.5)
+            losses = self._criterion(safe, y)
+        measured = torch.stack([losses.double(), errors(prediction, y).double()])
+        return torch.where(ok, measured, float("nan"))
+
+    def check(self) -> None:
+        """Nothing: torch's losses check their input themselves."""
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        losses, errs = self.measure(x, y).tolist()
+        return losses, errs

@@ -32,15 +32,24 @@ class Adapter(Protocol):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One mini-batch update: forward, loss, backward, optimizer step."""
 
+    def measure(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per model, on a whole set, without training: ``(2, M)`` float64 on the device, the
+        mean losses and the error rates (NaN for a model whose output is not finite). Reads
+        nothing back to the host, so an epoch's sets are measured before one read."""
+
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-        """Per model: (mean loss, error rate) on a whole set, without training."""
+        """`measure`, read back: per model, (mean loss, error rate)."""
 
 
-def _per_model(losses: torch.Tensor, errs: torch.Tensor, ok: torch.Tensor):
-    nan = torch.full_like(losses, math.nan, dtype=torch.float64)
-    losses = torch.where(ok, losses.double(), nan)
-    errs = torch.where(ok, errs.double(), nan)
-    return losses.tolist(), errs.tolist()
+def _per_model(losses: torch.Tensor, errs: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """(2, M) float64: the losses and error rates, NaN where ``ok`` is False."""
+    measured = torch.stack([losses.double(), errs.double()])
+    return torch.where(ok, measured, math.nan)
+
+
+def _read(measured: torch.Tensor) -> tuple[list[float], list[float]]:
+    losses, errs = measured.tolist()
+    return losses, errs
 
 
 class CustomAdapter:
@@ -51,6 +60,7 @@ class CustomAdapter:
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
         self.stacked = isinstance(criterion, fw.StackedLoss)
         self.models = model.models if self.stacked else 1
+        self._unchecked: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.criterion(self.model(x), y)
@@ -59,21 +69,36 @@ class CustomAdapter:
         self.model.backward(self.criterion.backward(), input_grad=False)
         self.optimizer.step()
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+    def measure(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.model.eval()  # BatchNorm's running statistics, no Dropout
         try:
-            prediction = self.model(x)
+            prediction = self.model(x)  # a stack: one batched forward for its M models
         finally:
             self.model.train()
         if self.stacked:
-            criterion, losses = self.criterion.criterion, self.criterion(prediction, y)
+            losses = self.criterion(prediction, y)
         else:
-            criterion, losses = self.criterion, self.criterion(prediction, y).reshape(1)
+            losses = self.criterion(prediction, y).reshape(1)
             prediction, y = prediction.unsqueeze(0), y.unsqueeze(0)
         ok = torch.isfinite(prediction.flatten(1)).all(dim=1)
-        if hasattr(criterion, "validate") and bool(ok.all()):
-            criterion.validate(prediction, y)  # out-of-range input is a user error: raise
+        self._unchecked.append((prediction, y, ok))
         return _per_model(losses, errors(prediction, y), ok)
+
+    def check(self) -> None:
+        """The loss's value checks (BCE's [0, 1] range) on what `measure` predicted since the
+        last check, once its numbers are read (these checks read values back): out-of-range
+        input is a user error, raised."""
+        unchecked, self._unchecked = self._unchecked, []
+        criterion = self.criterion.criterion if self.stacked else self.criterion
+        if hasattr(criterion, "validate"):
+            for prediction, y, ok in unchecked:
+                if bool(ok.all()):
+                    criterion.validate(prediction, y)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        measured = _read(self.measure(x, y))
+        self.check()
+        return measured
 
 
 class TorchAdapter:
@@ -91,16 +116,23 @@ class TorchAdapter:
         self.criterion(self.model(x), y).backward()
         self.optimizer.step()
 
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+    def measure(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         try:
             with torch.no_grad():
                 prediction = self.model(x)
                 ok = torch.isfinite(prediction).all().reshape(1)
+                # torch's BCELoss refuses NaN: this reads ok back (one model, not a stack)
                 loss = self.criterion(prediction, y) if bool(ok) else torch.tensor(math.nan)
         finally:
             self.model.train()
         return _per_model(loss.reshape(1), errors(prediction[None], y[None]), ok)
+
+    def check(self) -> None:
+        """Nothing: torch's losses check their input themselves."""
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        return _read(self.measure(x, y))
 
 
 @dataclass
@@ -139,13 +171,15 @@ class Stacked:
 
 
 def _records(adapter: Adapter, data: Stacked, epoch: int, seconds: float) -> list[EpochRecord]:
-    """Every model's measures after ``epoch``; ``seconds`` is each model's share of the time."""
-    measured = []
-    for x, y in data.sets():
-        if adapter.stacked:
-            measured.append(adapter.evaluate(x, y))
-        else:
-            measured.append(adapter.evaluate(x[0], y[0]))
+    """Every model's measures after ``epoch``; ``seconds`` is each model's share of the time.
+    Each set is measured on the device (a stack: one batched forward per set), and the epoch's
+    numbers are read back once, together."""
+    sets = [
+        adapter.measure(x, y) if adapter.stacked else adapter.measure(x[0], y[0])
+        for x, y in data.sets()
+    ]
+    measured = [(losses, errs) for losses, errs in torch.stack(sets).tolist()]
+    adapter.check()
     val = measured[2] if len(measured) == 3 else ([None] * adapter.models,) * 2
     return [
         EpochRecord(

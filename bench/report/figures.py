@@ -550,6 +550,8 @@ def _draw_variance(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tu
 
 
 def _draw_fig6(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
+    if "sequential" in set(data["engine"]):  # Table IV's: one model alone
+        data = data[data["engine"] == "sequential"]
     models = views.level_order("model", data["model"].unique())
     fig = Figure(figsize=(5.5 * len(models), 4.4), layout="constrained")
     axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]

@@ -38,7 +38,7 @@ import torch
 from test_speed import fold_data, job_config
 
 import framework as fw
-from bench.harness import data, models
+from bench.harness import data, engines, models
 from bench.harness.reference import torch_loss, torch_optimizer, torch_twin
 
 MODELS = [1, 10, 100, 1000]
@@ -292,3 +292,86 @@ def test_matmul_peak(benchmark, record):
     record("peak", job, "peak", contender="torch.mm", size=size, flops=2 * size**3)
     benchmark(torch.mm, a, b, out=out)
     torch.testing.assert_close(out[:2, :2], a[:2] @ b[:, :2], rtol=1e-4, atol=1e-3)
+
+
+# -- the digits CNN (Figure 6, Table IV) ----------------------------------------------------------
+CNN_MODELS = 10
+CNN_OVERRIDES = (
+    "dataset=digits",
+    "loss=ce",
+    "model=cnn",
+    "optimizer=sgd_momentum",
+    "batch_size=64",
+)
+
+
+def cnn_flops_per_model_step(job) -> int:
+    r"""The products of one step of one digits CNN: per convolution (and the Linear head) a
+    forward :math:`2 B P C_{out} K` (P output positions, K = C·kh·kw inputs per output), as much
+    again for dL/dW and for dL/dx (none for the first layer's input); element-wise work left
+    out, as in `flops_per_model_step`."""
+    batch, (channels, height, width) = job.training.batch_size, job.data.entry.shape
+    products, first = 0, True
+    for out in job.model.model["channels"]:
+        forward = 2 * batch * height * width * out * channels * 9
+        products += forward * (2 if first else 3)
+        channels, height, width, first = out, height // 2, width // 2, False
+    head = 2 * batch * channels * height * width * job.data.entry.outputs
+    return products + 3 * head
+
+
+def cnn_steps(job, count: int, contender: str):
+    """One step of ``count`` digits CNNs (fold m's initial weights and first mini-batch of 64
+    for model m): stacked (`fw.stack`), torch.func's stacked peer, or the framework's models
+    one after another (the sequential engine's adapters)."""
+    lrs = [job.training.lrs[0]] * count
+    inits = [data.generator(job.training.seed, m, "init") for m in range(count)]
+    splits = [fold_data(job, m % 10) for m in range(count)]
+    size = job.training.batch_size
+    x = torch.stack([split.x_train[:size] for split in splits])  # (M, 64, 1, 8, 8)
+    y = torch.stack([split.y_train[:size] for split in splits])  # (M, 64)
+    if contender == "sequential":
+        adapters = [
+            engines.adapter(job, "custom", [init], lrs[:1], stacked=False) for init in inits
+        ]
+
+        def step() -> None:
+            for m, adapter in enumerate(adapters):
+                adapter.step(x[m], y[m])
+
+        def finite() -> bool:
+            return all(math.isfinite(a.evaluate(x[m], y[m])[0][0]) for m, a in enumerate(adapters))
+
+        return step, finite
+    framework = "custom" if contender == "stacked" else "torch"
+    adapter = engines.adapter(job, framework, inits, lrs, stacked=True)
+
+    def stacked() -> None:
+        adapter.step(x, y)
+
+    def stacked_finite() -> bool:
+        return all(math.isfinite(v) for v in adapter.evaluate(x, y)[0])
+
+    return stacked, stacked_finite
+
+
+@pytest.mark.parametrize("contender", ["stacked", "func", "sequential"])
+def test_stacked_cnn_step(benchmark, interleaved, record, contender):
+    """The digits CNN (Conv-BatchNorm-ReLU-MaxPool twice, Linear; SGD with momentum, batch 64,
+    float32) at M = 10: stacked against torch.func (interleaved) and against the same models
+    one after another (interleaved with the stacked step)."""
+    job = job_config(*CNN_OVERRIDES)
+    count = CNN_MODELS if benchmark.enabled else TINY_MODELS
+    record(
+        f"stack-cnn-sgd_momentum-m{count}",
+        job,
+        "torch" if contender == "func" else "custom",
+        contender=contender,
+        models=count,
+        flops_per_model_step=cnn_flops_per_model_step(job),
+        layers="cnn " + "-".join(map(str, job.model.model["channels"])),
+    )
+    step, finite = cnn_steps(job, count, contender)
+    other, _ = cnn_steps(job, count, "func" if contender == "stacked" else "stacked")
+    interleaved(step, other)
+    assert finite(), f"{contender} diverged while being timed"

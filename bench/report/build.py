@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import atomic
 from bench.report import claims, figures, stats, tables, views
 from bench.report.views import EXPERIMENTS
 
@@ -274,13 +275,11 @@ def build_report(
     tabs = tables.build_tables(df, out_dir)
     verdicts = claims.evaluate_claims(df)
     claims_csv = out_dir / "claims.csv"
-    claims_csv.write_text(
-        claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n"), encoding="utf-8"
+    atomic.write_text(
+        claims_csv, claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n")
     )
     readme_path = out_dir / "README.md"
-    readme_path.write_text(
-        readme(df, figs, tabs, verdicts, out_dir, results_name), encoding="utf-8"
-    )
+    atomic.write_text(readme_path, readme(df, figs, tabs, verdicts, out_dir, results_name))
     files = [p for f in figs for p in f.files] + tabs.files + [claims_csv, readme_path]
     return Report(figs, tabs, verdicts, files)
 

@@ -42,6 +42,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from bench import atomic
 from bench.report.figures import PALETTE, PNG_DPI, PNG_METADATA, RC, SVG_METADATA
 
 matplotlib.use("Agg")
@@ -655,9 +656,11 @@ def stacked_figure(frame: pd.DataFrame) -> Figure:
 def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
     with matplotlib.rc_context(RC):
-        fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
+        with atomic.atomic_path(png) as temp:  # a failed write keeps the previous file whole
+            fig.savefig(temp, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
         fig.set_layout_engine("none")
-        fig.savefig(svg, metadata=SVG_METADATA)
+        with atomic.atomic_path(svg) as temp:
+            fig.savefig(temp, format="svg", metadata=SVG_METADATA)
     return [png, svg]
 
 
@@ -672,11 +675,11 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     if stacked is not None:
         regenerate = text.rindex("\nRegenerate:")
         text = text[:regenerate] + "\n".join(stacked_markdown(stacked)) + "\n" + text[regenerate:]
-    written[0].write_text(text, encoding="utf-8")
+    atomic.write_text(written[0], text)
     csv = frame.assign(section="ratio")
     if stacked is not None:
         csv = pd.concat([csv, stacked], ignore_index=True)
-    csv.to_csv(written[1], index=False, float_format="%.6g", lineterminator="\n")
+    atomic.write_text(written[1], csv.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     if frame["group"].str.match(r"^scale-w\d+-b\d+$").any():
         written += _save(figure(frame), out_dir, "ratio")
     if stacked is not None:

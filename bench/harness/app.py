@@ -111,7 +111,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
     kept = previous.done_models() if previous is not None else set()
     if kept:
         assert previous is not None
-        result.runs = [run for run in previous.runs if (run.lr, run.fold) in kept]
+        result.runs = [run for run in previous.unique_runs() if (run.lr, run.fold) in kept]
         result.started, result.wall_seconds = previous.started, previous.wall_seconds
         folds = previous.done_folds()
         log.info(

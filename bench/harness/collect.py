@@ -329,8 +329,21 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
             if {"fold", "epoch"} <= set(out.columns)
             else out.iloc[:0]
         )
-        clash = curves[key].astype(str).duplicated()
+        clash = curves[key].astype(str).duplicated(keep=False)
+        unkeyed = [c for c in ("lr", "seed", "config_id") if c not in out.columns]
+        if clash.any() and unkeyed and "experiment" in out.columns:
+            # without those columns the rows cannot be told apart: leave out those experiments
+            for name in sorted(curves.loc[clash, "experiment"].astype(str).unique()):
+                gone = out["experiment"].astype(str) == name
+                notes.append(
+                    f"`{name}`: its {int(gone.sum())} rows cannot be told apart without the "
+                    f"{', '.join(f'`{c}`' for c in unkeyed)} column(s) (several rows per fold "
+                    "and epoch); the experiment is left out"
+                )
+                out = out[~gone.to_numpy()]
+            clash = clash.iloc[:0]
         if clash.any():
+            clash = curves[key].astype(str).duplicated()
             raise TableError(
                 f"{int(clash.sum())} rows hold the same experiment, configuration, fold and "
                 "epoch as another row with other values (two tables merged? collect keeps the "

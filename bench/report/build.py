@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import atomic
+from bench.harness import collect
 from bench.report import claims, figures, stats, tables, views
 from bench.report.views import EXPERIMENTS
 
@@ -47,10 +48,8 @@ class Report:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """The results file as a DataFrame: Parquet, or CSV when the name ends in ``.csv``."""
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    return pd.read_parquet(path)
+    """The results file as a DataFrame: Parquet, or CSV (``.csv``, ``.csv.gz``, any case)."""
+    return collect.read_table(path)
 
 
 def _unique(df: pd.DataFrame, column: str) -> str:
@@ -284,6 +283,36 @@ def build_report(
     return Report(figs, tabs, verdicts, files)
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _input_problem(results: Path) -> str | None:
+    """Why ``--results`` cannot be read, in one line (None when it can be tried)."""
+    if results.is_dir():
+        return (
+            f"--results {results} is a directory, not a results file (collect a runs directory "
+            "first: python -m bench.collect RUNS --out FILE)"
+        )
+    if not results.is_file():
+        return f"results file not found: {results} (run the sweep, then `python -m bench.collect`)"
+    try:
+        collect.table_format(results)
+    except collect.TableError as exc:
+        return str(exc)
+    return None
+
+
+def _output_problem(out: Path) -> str | None:
+    """Why the report cannot be written into ``out``, in one line (None when it can be tried)."""
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"--out {out}: {parent} is a file, not a directory"
+            break
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 when the results cannot be read)."""
     parser = argparse.ArgumentParser(
@@ -300,18 +329,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("reports"), help="directory to write the report into"
     )
     args = parser.parse_args(argv)
-    if not args.results.is_file():
-        print(
-            f"bench.report: error: results file not found: {args.results} "
-            "(run the sweep, then `python -m bench.collect`)",
-            file=sys.stderr,
-        )
+    atomic.ignore_file_size_signal()  # past `ulimit -f`: an error we report, not a kill
+    problem = _input_problem(args.results) or _output_problem(args.out)
+    if problem:
+        print(f"bench.report: error: {problem}", file=sys.stderr)
         return 2
     try:
-        report = build_report(read_results(args.results), args.out, args.results.name)
-    except (ValueError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"bench.report: error: {args.results}: {message}", file=sys.stderr)
+        results = views.prepare(read_results(args.results))
+    except (ValueError, OSError, ImportError) as exc:  # pyarrow's errors are ValueError/OSError
+        print(f"bench.report: error: {args.results}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    try:
+        report = build_report(results, args.out, args.results.name)
+    except ValueError as exc:
+        print(f"bench.report: error: {args.results}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename or args.out
+        print(
+            f"bench.report: error: cannot write the report to {where}: {exc.strerror or exc} "
+            "(files already written are whole; the others keep their previous content)",
+            file=sys.stderr,
+        )
         return 2
     drawn = sum(f.available for f in report.figures)
     verdicts = ", ".join(f"{c.key} {c.status}" for c in report.claims)

@@ -33,6 +33,7 @@ import argparse
 import json
 import re
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -687,16 +688,56 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
+def _load(path: Path) -> dict[str, Any]:
+    """The benchmark JSON at ``path``; ValueError (one line) when it is missing, empty, not
+    JSON or not pytest-benchmark's."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a pytest-benchmark JSON file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: not found (run `make bench` to write it)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+    if not text.strip():
+        raise ValueError(f"{path}: empty file (an interrupted `make bench`? run it again)")
+    try:
+        report = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{path}: not valid JSON (truncated?): {error}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("benchmarks"), list):
+        raise ValueError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+    if not report["benchmarks"]:
+        raise ValueError(f"{path}: holds no benchmarks")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2: an unusable JSON or output)."""
     summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m bench.report.speed", description=summary)
     parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args(argv)
-    report = json.loads(args.json.read_text(encoding="utf-8"))
-    for path in write(report, args.out):
+    atomic.ignore_file_size_signal()  # past `ulimit -f`: an error we report, not a kill
+    try:
+        report = _load(args.json)
+        written = write(report, args.out)
+    except OSError as error:
+        where = error.filename or args.out
+        print(f"bench.report.speed: error: cannot write {where}: {error.strerror or error}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        if isinstance(error, (KeyError, TypeError, AttributeError)):
+            message = f"{args.json}: not the pytest-benchmark JSON this reads ({error!r})"
+        print(f"bench.report.speed: error: {message}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

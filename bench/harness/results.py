@@ -124,6 +124,7 @@ class JobResult:
     finished: str | None = None
     wall_seconds: float = 0.0
     schema: int = SCHEMA_VERSION
+    overrides: list[str] | None = None  # the command line's, in full (the directory may be a hash)
 
     # -- what the configuration asks for --------------------------------------------------------
     @property
@@ -247,6 +248,9 @@ class JobResult:
             runs=[FoldRun.from_dict(run, where) for run in payload["runs"]],
             finished=payload.get("finished"),
             wall_seconds=float(payload.get("wall_seconds") or 0.0),
+            overrides=[str(o) for o in payload["overrides"]]
+            if isinstance(payload.get("overrides"), list)
+            else None,
         )
 
     @classmethod

@@ -78,9 +78,11 @@ def test_paper_like_data_supports_the_paper(paper_like: dict[str, str]) -> None:
         ),
         ("torch_faster", {"seconds_per_epoch": {"torch": 0.03}}, CONTRADICTED, set()),
         # a 3-point accuracy gap in torch's favour: also makes torch better on the train set
+        # (the custom side 3 points worse: an error rate shifted below 0 is refused by the table
+        # check, and near-0 train errors would clip)
         (
             "similar_accuracy",
-            {"framework_offset": {"torch": -0.03}},
+            {"framework_offset": {"custom": 0.03}},
             CONTRADICTED,
             {"torch_train_better"},
         ),

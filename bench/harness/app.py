@@ -7,6 +7,7 @@ output_dir)`` directly; ``main`` is the thin Hydra wrapper around it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -19,6 +20,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from bench import atomic
 
 from . import config, engines, models, results, sweep
 from .catalog import CONF_DIR
@@ -84,7 +87,7 @@ def _log_unit(label: str, job: JobSpec, index: int, units: int, runs: list[FoldR
         )
 
 
-def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
+def run(cfg: DictConfig, output_dir: Path | str, overrides: list[str] | None = None) -> JobResult:
     """Run one job into ``output_dir/result.json`` and return its result.
 
     The config stops here: it is validated and turned into a frozen `JobSpec`, whose pieces are
@@ -93,7 +96,7 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
     killed job) is resumed from its first unfinished fold. The file is rewritten atomically
     after every unit (a fold, or a chunk of stacked models), so a kill loses at most the unit in
     progress. Any other error is recorded as ``failed`` (a sweep goes on); a NaN/inf loss is
-    recorded as ``diverged``.
+    recorded as ``diverged``. ``overrides`` (the command line's) are recorded in the result.
     """
     job = config.job_spec(cfg)
     models.check(job)
@@ -120,11 +123,12 @@ def run(cfg: DictConfig, output_dir: Path | str) -> JobResult:
         threads=torch.get_num_threads(),
         device=job.engine.device,
         started=_now(),
+        overrides=overrides,
     )
     kept = previous.done_models() if previous is not None else set()
     if kept:
         assert previous is not None
-        result.runs = [run for run in previous.runs if (run.lr, run.fold) in kept]
+        result.runs = [run for run in previous.unique_runs() if (run.lr, run.fold) in kept]
         result.started, result.wall_seconds = previous.started, previous.wall_seconds
         folds = previous.done_folds()
         log.info(
@@ -169,17 +173,47 @@ def main(cfg: DictConfig) -> None:
     multirun = hydra_config.mode == RunMode.MULTIRUN
     start = time.perf_counter()
     job = hydra_config.job.override_dirname or cfg.name
+    output_dir = Path(hydra_config.runtime.output_dir)
     try:
-        result = run(cfg, hydra_config.runtime.output_dir)
+        result = run(cfg, output_dir, list(hydra_config.overrides.task))
     except config.ConfigError as error:
         # A user error, not a crash: one line, no traceback, non-zero exit.
         print(f"bench: invalid configuration: {error}", file=sys.stderr)
         if multirun:
             sweep.record_job(hydra_config.sweep.dir, job, "invalid", time.perf_counter() - start)
         sys.exit(2)
+    except OSError as error:  # a full disk or a quota at the result's write
+        print(
+            f"bench: cannot write {output_dir / results.RESULT_FILE}: "
+            f"{error.strerror or error}; its last complete save is kept (free space, then "
+            "re-run the same command to resume)",
+            file=sys.stderr,
+        )
+        if multirun:
+            with contextlib.suppress(OSError):
+                sweep.record_job(hydra_config.sweep.dir, job, "failed", time.perf_counter() - start)
+            return
+        sys.exit(1)
     if multirun:
         sweep.record_job(hydra_config.sweep.dir, job, result.status, time.perf_counter() - start)
     # In a sweep the other jobs go on (the failure is in result.json and `collect` reports it);
     # a single run says so in its exit status.
     if result.status == "failed" and not multirun:
         sys.exit(1)
+
+
+INTERRUPTED = (
+    "bench: interrupted; the state is consistent (each result.json holds every fold finished "
+    "before the interrupt, written atomically): re-run the same command to resume"
+)
+
+
+def cli() -> None:
+    """``python -m bench``: `main`, with Ctrl-C answered in one line (exit 130), and a write
+    past the file-size limit an error (SIGXFSZ ignored), not a kill."""
+    atomic.ignore_file_size_signal()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import math
 import re
 import sys
@@ -75,8 +76,23 @@ class Config:
     chunk: int = 0  # models per stacked program (0: sized so that a chunk takes seconds)
 
 
+#: the longest job directory name kept as is, in bytes (file systems allow 255)
+DIRNAME_MAX = 200
+
+
+def job_dirname(overrides: str) -> str:
+    """A job's directory name: its overrides (``activation=relu,folds=3``) when they fit a
+    file name, else ``overrides-`` and a 16-digit hash of them (the full overrides are in the
+    job's ``result.json``). ``conf/config.yaml`` names job directories with it."""
+    if len(overrides.encode("utf-8")) <= DIRNAME_MAX:
+        return overrides
+    return "overrides-" + hashlib.sha256(overrides.encode("utf-8")).hexdigest()[:16]
+
+
 def register() -> None:
-    """Put the schema and every registry entry's option in Hydra's ConfigStore."""
+    """Put the schema and every registry entry's option in Hydra's ConfigStore, and the
+    ``bench_dirname`` resolver (`job_dirname`) in OmegaConf."""
+    OmegaConf.register_new_resolver("bench_dirname", job_dirname, replace=True)
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     store.store(group="schema/framework", name="framework", node=FrameworkConfig)

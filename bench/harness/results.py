@@ -17,13 +17,13 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench import atomic
 
 RESULT_FILE = "result.json"
 SCHEMA_VERSION = 3
@@ -124,6 +124,7 @@ class JobResult:
     finished: str | None = None
     wall_seconds: float = 0.0
     schema: int = SCHEMA_VERSION
+    overrides: list[str] | None = None  # the command line's, in full (the directory may be a hash)
 
     # -- what the configuration asks for --------------------------------------------------------
     @property
@@ -164,11 +165,28 @@ class JobResult:
         done = self.done_models()
         return [k for k in range(self.folds) if all((lr, k) in done for lr in self.lrs)]
 
+    def unique_runs(self) -> list[FoldRun]:
+        """The runs, each (framework, lr, fold) once: the first copy of one a file holds twice."""
+        seen: set[tuple[str, float, int]] = set()
+        out = []
+        for run in self.runs:
+            if (key := (run.framework, run.lr, run.fold)) not in seen:
+                seen.add(key)
+                out.append(run)
+        return out
+
     def incomplete(self) -> str | None:
         """Why this result is not a finished job's (None when it is)."""
         expected = self.models()
         held = [(r.framework, r.lr, r.fold) for r in self.runs]
-        if len(held) != len(set(held)) or not set(held) <= expected:
+        twice = sorted({key for key in held if held.count(key) > 1})
+        if twice:
+            framework, lr, fold = twice[0]
+            return (
+                f"holds {len(twice)} run(s) twice ({framework} fold {fold} lr {lr:g} first); "
+                "the first copy is used, and a re-run of the same command rewrites the file"
+            )
+        if not set(held) <= expected:
             return f"holds runs {sorted(set(held) - expected)} the config does not ask for"
         done = self.done_folds()
         if len(done) < self.folds:
@@ -230,6 +248,9 @@ class JobResult:
             runs=[FoldRun.from_dict(run, where) for run in payload["runs"]],
             finished=payload.get("finished"),
             wall_seconds=float(payload.get("wall_seconds") or 0.0),
+            overrides=[str(o) for o in payload["overrides"]]
+            if isinstance(payload.get("overrides"), list)
+            else None,
         )
 
     @classmethod
@@ -249,23 +270,18 @@ class JobResult:
             payload = json.loads(text)
         except ValueError as error:
             raise ResultError(f"{path}: not valid JSON (truncated?): {error}") from error
-        return cls.from_dict(payload, str(path))
+        except RecursionError as error:
+            raise ResultError(f"{path}: nested too deeply to be a result") from error
+        try:
+            return cls.from_dict(payload, str(path))
+        except RecursionError as error:
+            raise ResultError(f"{path}: nested too deeply to be a result") from error
 
     def write(self, path: Path | str) -> None:
-        """Write JSON to a temp file in the same directory, fsync, then ``os.replace``: a reader
-        (or a killed sweep's re-run) sees either the old file or the whole new one, never half."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(self.to_dict(), file, indent=1, allow_nan=True)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        """Write the JSON atomically (`bench.atomic`: a temp file in the same directory, fsync,
+        ``os.replace``): a reader (or a killed sweep's re-run) sees either the old file or the
+        whole new one, never half; the file gets the umask's mode, readable by a colleague."""
+        atomic.write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=True))
 
 
 # -- provenance -----------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import atomic
 from bench import study as studies
+from bench.harness import collect
 from bench.report import claims, figures, sequential, stats, tables, views
 from bench.report.sequential import Design
 from bench.report.views import EXPERIMENTS
@@ -54,10 +56,8 @@ class Report:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """The results file as a DataFrame: Parquet, or CSV when the name ends in ``.csv``."""
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    return pd.read_parquet(path)
+    """The results file as a DataFrame: Parquet, or CSV (``.csv``, ``.csv.gz``, any case)."""
+    return collect.read_table(path)
 
 
 def _unique(df: pd.DataFrame, column: str) -> str:
@@ -312,9 +312,7 @@ def readme(
 
 def _claims_csv(out_dir: Path, verdicts: list[claims.Claim]) -> Path:
     path = out_dir / "claims.csv"
-    path.write_text(
-        claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n"), encoding="utf-8"
-    )
+    atomic.write_text(path, claims.claims_frame(verdicts).to_csv(index=False, lineterminator="\n"))
     return path
 
 
@@ -343,9 +341,7 @@ def build_report(
         replay = claims.replay_markdown(verdicts, replayed, adaptive)
     claims_csv = _claims_csv(out_dir, verdicts)
     readme_path = out_dir / "README.md"
-    readme_path.write_text(
-        readme(df, figs, tabs, verdicts, out_dir, results_name, replay), encoding="utf-8"
-    )
+    atomic.write_text(readme_path, readme(df, figs, tabs, verdicts, out_dir, results_name, replay))
     files = [p for f in figs for p in f.files] + tabs.files + [claims_csv, readme_path]
     return Report(figs, tabs, verdicts, files)
 
@@ -361,7 +357,7 @@ def study_report(
     summary = tables.summary(df)
     summary_md = tables.summary_markdown(summary)
     summary_csv = out_dir / "summary.csv"
-    summary_csv.write_text(summary.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    atomic.write_text(summary_csv, summary.to_csv(index=False, lineterminator="\n"))
     plan = design(study)
     verdicts = claims.evaluate_claims(df, study.claims, plan, stopped if plan else "")
     claims_csv = _claims_csv(out_dir, verdicts)
@@ -415,7 +411,7 @@ def study_report(
         summary_md.rstrip(),
     ]
     readme_path = out_dir / "README.md"
-    readme_path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
+    atomic.write_text(readme_path, "\n\n".join(s for s in sections if s) + "\n")
     files = [p for f in figs for p in f.files] + [summary_csv, claims_csv, readme_path]
     return Report(figs, None, verdicts, files)
 
@@ -423,6 +419,36 @@ def study_report(
 def catalog_name(experiment: str) -> str:
     """The ``experiment`` column's value of an experiment file's runs (its ``name``)."""
     return EXPERIMENTS[experiment].name if experiment in EXPERIMENTS else experiment
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _input_problem(results: Path) -> str | None:
+    """Why ``--results`` cannot be read, in one line (None when it can be tried)."""
+    if results.is_dir():
+        return (
+            f"--results {results} is a directory, not a results file (collect a runs directory "
+            "first: python -m bench.collect RUNS --out FILE)"
+        )
+    if not results.is_file():
+        return f"results file not found: {results} (run the sweep, then `python -m bench.collect`)"
+    try:
+        collect.table_format(results)
+    except collect.TableError as exc:
+        return str(exc)
+    return None
+
+
+def _output_problem(out: Path) -> str | None:
+    """Why the report cannot be written into ``out``, in one line (None when it can be tried)."""
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"--out {out}: {parent} is a file, not a directory"
+            break
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,18 +480,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out or studies.report_dir(study.name)
     results = args.results or out / "results.parquet"
-    if not results.is_file():
-        print(
-            f"bench.report: error: results file not found: {results} "
-            "(run the sweep, then `python -m bench.collect`)",
-            file=sys.stderr,
-        )
+    atomic.ignore_file_size_signal()  # past `ulimit -f`: an error we report, not a kill
+    problem = _input_problem(results) or _output_problem(out)
+    if problem:
+        print(f"bench.report: error: {problem}", file=sys.stderr)
         return 2
     try:
-        report = build_report(read_results(results), out, results.name, study)
-    except (ValueError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"bench.report: error: {results}: {message}", file=sys.stderr)
+        table = views.prepare(read_results(results))
+    except (ValueError, OSError, ImportError) as exc:  # pyarrow's errors are ValueError/OSError
+        print(f"bench.report: error: {results}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    try:
+        report = build_report(table, out, results.name, study)
+    except ValueError as exc:
+        print(f"bench.report: error: {results}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = exc.filename or out
+        print(
+            f"bench.report: error: cannot write the report to {where}: {exc.strerror or exc} "
+            "(files already written are whole; the others keep their previous content)",
+            file=sys.stderr,
+        )
         return 2
     drawn = sum(f.available for f in report.figures)
     verdicts = ", ".join(f"{c.key} {c.status}" for c in report.claims)

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from bench import atomic
 from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, label
 
@@ -649,9 +650,11 @@ each its own way, then one for every other experiment of conf/experiment."""
 
 def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-    fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
+    with atomic.atomic_path(png) as temp:  # a failed write keeps the previous figure whole
+        fig.savefig(temp, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
     fig.set_layout_engine("none")  # keep the layout just computed: the SVG needs no second pass
-    fig.savefig(svg, metadata=SVG_METADATA)
+    with atomic.atomic_path(svg) as temp:
+        fig.savefig(temp, format="svg", metadata=SVG_METADATA)
     return [png, svg]
 
 

@@ -33,6 +33,7 @@ import argparse
 import json
 import re
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from bench import atomic
 from bench.report.figures import PALETTE, PNG_DPI, PNG_METADATA, RC, SVG_METADATA
 
 matplotlib.use("Agg")
@@ -676,9 +678,11 @@ def stacked_figure(frame: pd.DataFrame) -> Figure:
 def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
     with matplotlib.rc_context(RC):
-        fig.savefig(png, dpi=PNG_DPI, metadata=PNG_METADATA)
+        with atomic.atomic_path(png) as temp:  # a failed write keeps the previous file whole
+            fig.savefig(temp, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
         fig.set_layout_engine("none")
-        fig.savefig(svg, metadata=SVG_METADATA)
+        with atomic.atomic_path(svg) as temp:
+            fig.savefig(temp, format="svg", metadata=SVG_METADATA)
     return [png, svg]
 
 
@@ -693,11 +697,11 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     if stacked is not None:
         regenerate = text.rindex("\nRegenerate:")
         text = text[:regenerate] + "\n".join(stacked_markdown(stacked)) + "\n" + text[regenerate:]
-    written[0].write_text(text, encoding="utf-8")
+    atomic.write_text(written[0], text)
     csv = frame.assign(section="ratio")
     if stacked is not None:
         csv = pd.concat([csv, stacked], ignore_index=True)
-    csv.to_csv(written[1], index=False, float_format="%.6g", lineterminator="\n")
+    atomic.write_text(written[1], csv.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     if frame["group"].str.match(r"^scale-w\d+-b\d+$").any():
         written += _save(figure(frame), out_dir, "ratio")
     if stacked is not None and (stacked["model"] == "mlp").any():  # the Table III MLP against M
@@ -705,16 +709,56 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
+def _load(path: Path) -> dict[str, Any]:
+    """The benchmark JSON at ``path``; ValueError (one line) when it is missing, empty, not
+    JSON or not pytest-benchmark's."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a pytest-benchmark JSON file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: not found (run `make bench` to write it)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+    if not text.strip():
+        raise ValueError(f"{path}: empty file (an interrupted `make bench`? run it again)")
+    try:
+        report = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{path}: not valid JSON (truncated?): {error}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("benchmarks"), list):
+        raise ValueError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
+    if not report["benchmarks"]:
+        raise ValueError(f"{path}: holds no benchmarks")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2: an unusable JSON or output)."""
     summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m bench.report.speed", description=summary)
     parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args(argv)
-    report = json.loads(args.json.read_text(encoding="utf-8"))
-    for path in write(report, args.out):
+    atomic.ignore_file_size_signal()  # past `ulimit -f`: an error we report, not a kill
+    try:
+        report = _load(args.json)
+        written = write(report, args.out)
+    except OSError as error:
+        where = error.filename or args.out
+        print(f"bench.report.speed: error: cannot write {where}: {error.strerror or error}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        if isinstance(error, (KeyError, TypeError, AttributeError)):
+            message = f"{args.json}: not the pytest-benchmark JSON this reads ({error!r})"
+        print(f"bench.report.speed: error: {message}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import atomic
 from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, LEVELS, label
 
@@ -405,8 +406,7 @@ def equivalence_markdown(e: pd.DataFrame) -> str:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return path
+    return atomic.write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 TUNED = "fig3_tuned"

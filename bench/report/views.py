@@ -99,24 +99,51 @@ def level_order(column: str, values: Iterable[object]) -> list[str]:
     return known + sorted(present - set(known))
 
 
+OPTIONAL_COLUMNS: dict[str, str] = {
+    "lr": "every job is taken at its optimizer's single learning rate: the tuned learning "
+    "rates (`fig3_tuned`: its figure, table and claim) cannot be built",
+    "status": "every row is taken as finished (`ok`): failed jobs are not listed, and a fold "
+    "counts as diverged only where its loss is not finite",
+    "seed": "every row is taken as seed 0: replicates are told apart by their fold only",
+    "val_error": "no validation errors: the tuned learning rates (`fig3_tuned`) cannot be chosen",
+}
+"""The optional columns whose absence costs the report a section or a distinction, and what it
+costs (`lr` and `val_error` only matter, and are only noted, when a tuned experiment is in the
+results)."""
+
+
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """The results typed as collect types them, with collect's selection of rows (the newest
-    configuration per label combination), missing optional values filled, sorted.
+    """The results checked and typed as collect checks each job (`collect.check_table`: bad
+    types or values out of range refused; rows repeated exactly dropped, with a note), with
+    collect's selection of rows (the newest configuration per label combination), missing
+    optional values filled (a note per missing column, `OPTIONAL_COLUMNS`), sorted.
+
+    The notes are in ``attrs["ignored"]``, shown under "Missing or partial results".
 
     Raises:
-        ValueError: if a required column is missing (the message names them all).
+        ValueError: if a required column is missing (the message names them all), or
+            ``collect.TableError`` (a ValueError) naming the first problem of the table.
     """
+    if df.attrs.get("prepared"):  # already checked (the CLI checks before it writes anything)
+        return df
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
-    out = collect.conform(df)
+    out, notes = collect.check_table(df, duplicates="drop")
+    tuned = bool(set(out["experiment"].astype(str)) & set(TUNED))
+    notes = [
+        f"the results have no `{column}` column: {why}"
+        for column, why in OPTIONAL_COLUMNS.items()
+        if column not in df.columns and (tuned or column not in ("lr", "val_error"))
+    ] + notes
     # optional columns a hand-made table may lack: the default job's values
     optional = {c: DEFAULTS[c] for c in CONFIG_COLUMNS if c not in REQUIRED_COLUMNS}
     out = out.fillna({"status": "ok", "seed": 0, **optional})
     out, ignored = collect.newest_config(out)
     sort = ["experiment", *CONFIG_COLUMNS, "seed", "fold", "epoch"]
     out = out.sort_values(sort, kind="mergesort", na_position="first").reset_index(drop=True)
-    out.attrs["ignored"] = ignored
+    out.attrs["ignored"] = notes + ignored
+    out.attrs["prepared"] = True
     return out
 
 

@@ -45,6 +45,13 @@ class Sequential(Module):
                 raise TypeError(
                     f"Sequential: argument {index} is {type(module).__name__}, not a Module"
                 )
+            first = next((i for i, m in enumerate(modules[:index]) if m is module), None)
+            if first is not None:
+                raise ValueError(
+                    f"Sequential: argument {index} is the same {type(module).__name__} object as "
+                    f"argument {first}; a layer caches its input for backward, so one object "
+                    "cannot stand at two places: pass a new instance for each"
+                )
             setattr(self, str(index), module)
         # A tuple for the hot loop: attribute look-ups by name would cost on every step.
         self._layers = tuple(modules)

@@ -2,10 +2,12 @@
 
 One row per experiment × framework × configuration × fold × epoch (a failed job adds one row per
 framework with its error and no fold). ``python -m bench.collect RUNS_DIR --out FILE`` writes it
-(Parquet, or CSV when FILE ends in ``.csv``); figures and tables read only that file.
+atomically (Parquet, or CSV when FILE ends in ``.csv`` or ``.csv.gz``, any case); figures and
+tables read only that file.
 
-This module is the one place that types the table's columns (``COLUMNS``, ``conform``) and
-selects its rows (``newest_per_fold``, ``newest_config``); the report reuses both. It never
+This module is the one place that types and checks the table's columns (``COLUMNS``,
+``check_table``) and selects its rows (``newest_per_fold``, ``newest_config``); the report
+reuses them. It never
 shows a traceback: every job it cannot use (failed, unreadable, partial) is listed with its path
 and reason, the table of everything readable is written, and the exit status is 3.
 """

@@ -125,3 +125,19 @@ def test_a_job_asked_for_more_folds_extends_its_result_without_recomputing(tmp_p
     assert set(timed) == {(f, k) for f in ("custom", "torch") for k in range(3)}
     for run in first.runs:  # folds 0 and 1 kept, their measured seconds included
         assert timed[(run.framework, run.fold)] == asdict(run)
+
+
+def test_the_papers_sweeps_run_at_its_replicates_but_a_crossed_design_keeps_its_own_folds(
+    tmp_path: Path,
+) -> None:
+    from bench.study import run
+
+    paper = study.load("paper")
+    runner = run.Runner(paper, tmp_path, ["epochs=3"], "joblib")
+    commands = {e: runner.command(e, 30) for e in paper.experiments}
+    for experiment, command in commands.items():
+        assert f"experiment={experiment}" in command and command[-1] == "epochs=3"
+        assert ("folds=30" in command) == (experiment != "variance_sources"), command
+    done = subprocess.run([*commands["variance_sources"], "--cfg", "job"], capture_output=True,
+                          text=True, cwd=ROOT, check=False)  # fmt: skip
+    assert done.returncode == 0 and "folds: 216" in done.stdout, done.stderr[-2000:]

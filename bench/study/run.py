@@ -19,16 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
+from bench import atomic
 from bench.harness import catalog, collect
 from bench.report import build, claims, views
 from bench.study.spec import (
@@ -47,21 +47,7 @@ EXCLUDE_KEYS = "[experiment,name,hydra/launcher,hydra.launcher.n_jobs,folds]"
 
 def _write_state(out: Path, state: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=out, prefix=f".{STATE_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(state, file, indent=1)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, out / STATE_FILE)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic.write_text(out / STATE_FILE, json.dumps(state, indent=1) + "\n")
 
 
 def _clock(seconds: float) -> str:
@@ -78,19 +64,21 @@ class Runner:
     overrides: list[str]
     launcher: str
 
-    def sweep(self, experiment: str, folds: int | None) -> int:
-        """One experiment's whole sweep at ``folds`` replicates (None: the experiment's own, for
-        a crossed design whose folds are its design); its exit status."""
+    def command(self, experiment: str, replicates: int) -> list[str]:
+        """The command of one experiment's whole sweep at ``replicates`` (an experiment whose
+        file sets its own folds, such as a crossed design whose folds are its design, keeps
+        them)."""
         name = catalog.experiments()[experiment].name
         command = [sys.executable, "-m", "bench", f"experiment={experiment}",
                    f"hydra/launcher={self.launcher}", f"hydra.sweep.dir={self.runs / name}",
                    f"hydra.job.config.override_dirname.exclude_keys={EXCLUDE_KEYS}"]  # fmt: skip
-        if folds is not None:
-            command.append(f"folds={folds}")
-        return subprocess.run([*command, *self.overrides], check=False).returncode
+        if not own_folds(experiment):
+            command.append(f"folds={replicates}")
+        return [*command, *self.overrides]
 
-    def crossed(self, experiment: str) -> bool:
-        return catalog.experiments()[experiment].settings.get("vary") == "crossed"
+    def sweep(self, experiment: str, replicates: int) -> int:
+        """Run one experiment's sweep (`command`); its exit status."""
+        return subprocess.run(self.command(experiment, replicates), check=False).returncode
 
     def table(self) -> tuple[pd.DataFrame, collect.Collection]:
         """The study's experiments' rows of everything under the runs directory."""
@@ -100,6 +88,13 @@ class Runner:
         names = {catalog.experiments()[e].name for e in self.study.experiments}
         frame = found.frame[found.frame["experiment"].isin(names)].reset_index(drop=True)
         return frame, found
+
+
+def own_folds(experiment: str) -> bool:
+    """Whether an experiment's file sets its number of folds (``folds: 216`` for the crossed
+    variance design): a study runs it at those, not at the study's replicates."""
+    node = OmegaConf.load(catalog.CONF_DIR / "experiment" / f"{experiment}.yaml")
+    return "folds" in node
 
 
 def replicates_on_disk(frame: pd.DataFrame, experiment: str) -> int:
@@ -128,7 +123,7 @@ def run_fixed(study: Study, runner: Runner, results: Path) -> tuple[int, str]:
     for index, experiment in enumerate(study.experiments, 1):
         print(f"== study {study.name}: sweep {index}/{len(study.experiments)}: {experiment}",
               flush=True)  # fmt: skip
-        code = runner.sweep(experiment, None if runner.crossed(experiment) else study.replicates)
+        code = runner.sweep(experiment, study.replicates)
         if code == 2:
             return 2, "an invalid configuration"
         status |= code != 0
@@ -151,8 +146,7 @@ def run_adaptive(study: Study, runner: Runner, results: Path, out: Path) -> tupl
     while True:
         batch += 1
         for experiment in pending:
-            crossed = runner.crossed(experiment)
-            code = runner.sweep(experiment, None if crossed else n)
+            code = runner.sweep(experiment, n)
             if code == 2:
                 return 2, "an invalid configuration"
             status |= code != 0
@@ -252,12 +246,27 @@ def main(argv: list[str] | None = None) -> int:
     results = out / "results.parquet"
     runner = Runner(study, args.runs, list(args.overrides), args.launcher)
     start = time.monotonic()
-    if study.adaptive:
-        status, stopped = run_adaptive(study, runner, results, out)
-    else:
-        status, stopped = run_fixed(study, runner, results)
-        _write_state(out, {"study": study.name, "design": "fixed",
-                           "replicates": study.replicates, "stopped": stopped})  # fmt: skip
+    atomic.ignore_file_size_signal()  # past `ulimit -f`: an error we report, not a kill
+    try:
+        if study.adaptive:
+            status, stopped = run_adaptive(study, runner, results, out)
+        else:
+            status, stopped = run_fixed(study, runner, results)
+            _write_state(out, {"study": study.name, "design": "fixed",
+                               "replicates": study.replicates, "stopped": stopped})  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "bench.study: interrupted; every finished batch is kept on disk: re-run the same "
+            f"command to continue from the replicates in {args.runs}",
+            file=sys.stderr,
+        )
+        return 130
+    except (OSError, collect.TableError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        where = getattr(error, "filename", None) or out
+        print(f"bench.study: error: cannot write {where}: {reason}; the previous files are kept",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if status == 2 or not results.is_file():
         print(f"bench.study: {study.name}: stopped: {stopped}; no report written", file=sys.stderr)
         return 2 if status == 2 else 1

@@ -16,6 +16,7 @@ import torch
 import framework as fw
 from bench import registry
 
+from . import training
 from .metrics import errors
 from .spec import Component
 
@@ -195,7 +196,9 @@ class StackedTwin:
         self._base.eval()  # BatchNorm's running statistics, no Dropout
         try:
             with torch.no_grad():
-                prediction = self._predict(self.params, self.buffers, x)
+                prediction = training.predict(
+                    lambda part: self._predict(self.params, self.buffers, part), x, dim=1
+                )
         finally:
             self._base.train()
         with torch.no_grad():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +39,26 @@ class Adapter(Protocol):
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         """`measure`, read back: per model, (mean loss, error rate)."""
+
+
+EVAL_VALUES = 1 << 14
+"""Input values per evaluation forward: a set is predicted in slices of its examples of about
+this size, so each slice's activations stay in the CPU's cache (the digits CNN's 1,437 training
+images: 19 ms in one forward, 14 ms in slices of 256, measured on 2 cores; the MLPs' sets fit in
+one slice). A prediction is per example, so the slices give the whole set's predictions, and
+the loss is computed once on them."""
+
+
+def predict(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dim: int = 0
+) -> torch.Tensor:
+    """``forward(x)`` computed on slices of x's examples (dimension ``dim``: 1 for a stack's
+    (M, N, ...) input), concatenated."""
+    per_example = max(1, x[(slice(None),) * dim + (0,)].numel())
+    rows = max(1, EVAL_VALUES // per_example)
+    if x.shape[dim] <= rows:
+        return forward(x)
+    return torch.cat([forward(part) for part in torch.split(x, rows, dim=dim)], dim=dim)
 
 
 def _per_model(losses: torch.Tensor, errs: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -72,7 +92,8 @@ class CustomAdapter:
     def measure(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.model.eval()  # BatchNorm's running statistics, no Dropout
         try:
-            prediction = self.model(x)  # a stack: one batched forward for its M models
+            # a stack: batched forwards for its M models at once
+            prediction = predict(self.model, x, 1 if self.stacked else 0)
         finally:
             self.model.train()
         if self.stacked:
@@ -120,7 +141,7 @@ class TorchAdapter:
         self.model.eval()
         try:
             with torch.no_grad():
-                prediction = self.model(x)
+                prediction = predict(self.model, x)
                 ok = torch.isfinite(prediction).all().reshape(1)
                 # torch's BCELoss refuses NaN: this reads ok back (one model, not a stack)
                 loss = self.criterion(prediction, y) if bool(ok) else torch.tensor(math.nan)

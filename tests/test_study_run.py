@@ -141,3 +141,12 @@ def test_the_papers_sweeps_run_at_its_replicates_but_a_crossed_design_keeps_its_
     done = subprocess.run([*commands["variance_sources"], "--cfg", "job"], capture_output=True,
                           text=True, cwd=ROOT, check=False)  # fmt: skip
     assert done.returncode == 0 and "folds: 216" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_folds_override_sets_the_studys_replicates(tmp_path: Path, monkeypatch) -> None:
+    from bench.study import run
+
+    seen = {}
+    monkeypatch.setattr(run, "run_fixed", lambda s, r, res: seen.update(s=s, r=r) or (2, "x"))
+    assert run.main(["paper", "--runs", str(tmp_path), "folds=3", "epochs=2"]) == 2
+    assert seen["s"].replicates == 3 and seen["r"].overrides == ["epochs=2"]

@@ -237,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"bench.study: error: not a key=value override: {' '.join(bad)}", file=sys.stderr)
         return 2
+    folds = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~") == "folds"]
+    if folds:  # the study's replicates: `make sweep SWEEP_ARGS=folds=3` is --replicates 3
+        args.overrides = [o for o in args.overrides if o not in folds]
+        args.replicates = args.replicates or folds[-1].split("=", 1)[1]
     try:
         study = _study(args)
     except StudyError as error:

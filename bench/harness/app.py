@@ -44,8 +44,9 @@ def _now() -> str:
 
 def _previous(path: Path, plain: dict[str, Any], current: dict[str, str]) -> JobResult | None:
     """The result already at ``path`` if it was computed for this config by this code, or for
-    this config with another number of folds (replicates added in batches extend it; fold k is
-    the same run whatever the number of folds, except in a crossed design)."""
+    this config with another number of folds (replicates added in batches extend it; fold k
+    draws the same data, initial weights and batch order whatever the number of folds, except
+    in a crossed design)."""
     if not path.exists():
         return None
     try:

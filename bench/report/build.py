@@ -240,8 +240,10 @@ def readme(
                 "What `replicates: auto` would have concluded on these same replicates: a "
                 "look after every batch, each claim read from its anytime-valid interval "
                 f"({sequential.METHOD}; `bench/report/sequential.py`), stopping at its first "
-                "decided look. Replicate k is the same run whatever the batch, so this is what "
-                "an adaptive run with these batches would have seen.",
+                "decided look. Replicate k draws the same data, initial weights and batch "
+                "order whatever the batch, so this is what an adaptive run would have seen, up "
+                "to float32 rounding (a stacked program's rounding depends on how many models "
+                "it holds).",
                 replay,
             ]
             if replay

@@ -267,11 +267,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except (OSError, collect.TableError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        where = getattr(error, "filename", None) or out
-        print(f"bench.study: error: cannot write {where}: {reason}; the previous files are kept",
-              file=sys.stderr)  # fmt: skip
+    except OSError as error:
+        where = error.filename or out
+        print(f"bench.study: error: cannot write {where}: {error.strerror or error}; the "
+              "previous files are kept", file=sys.stderr)  # fmt: skip
+        return 2
+    except ValueError as error:  # a table collect or the report refuses (collect.TableError)
+        line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"bench.study: error: {line}", file=sys.stderr)
         return 2
     if status == 2 or not results.is_file():
         print(f"bench.study: {study.name}: stopped: {stopped}; no report written", file=sys.stderr)

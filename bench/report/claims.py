@@ -646,7 +646,7 @@ def multiplicity_markdown(claims: list[Claim]) -> str:
         else "; it changes none of them"
     )
     return (
-        f"{len(claims)} claims, {len(decided)} decided. Each verdict is taken at 95% (2.5% on "
+        f"{len(claims)} claims, {len(decided)} evaluated. Each verdict is taken at 95% (2.5% on "
         f"each side): among claims that are false, at most "
         f"{stats.expected_false_verdicts(len(decided)):.2f} false verdicts are expected. Holm's "
         "step-down over every part tested (all but the single-run checks), at one-sided 2.5%, "

@@ -148,5 +148,18 @@ def test_a_folds_override_sets_the_studys_replicates(tmp_path: Path, monkeypatch
 
     seen = {}
     monkeypatch.setattr(run, "run_fixed", lambda s, r, res: seen.update(s=s, r=r) or (2, "x"))
-    assert run.main(["paper", "--runs", str(tmp_path), "folds=3", "epochs=2"]) == 2
+    assert (
+        run.main(
+            [
+                "paper",
+                "--runs",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+                "folds=3",
+                "epochs=2",
+            ]
+        )
+        == 2
+    )
     assert seen["s"].replicates == 3 and seen["r"].overrides == ["epochs=2"]

@@ -111,7 +111,8 @@ def job_problem(master: DictConfig, overrides: list[str]) -> str | None:
     return None
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``m:ss`` (``h:mm:ss`` past an hour)."""
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
@@ -172,10 +173,10 @@ class Progress:
             self.statuses[status] = self.statuses.get(status, 0) + 1
             elapsed = time.monotonic() - self.start
             left = elapsed / self.seen * max(self.total - self.seen, 0)
-            eta = "" if self.seen >= self.total else f", about {_clock(left)} left"
+            eta = "" if self.seen >= self.total else f", about {clock(left)} left"
             print(
                 f"[sweep] job {self.seen}/{self.total} {status:<8} {record.get('job')} "
-                f"({_clock(elapsed)} elapsed{eta})",
+                f"({clock(elapsed)} elapsed{eta})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -189,7 +190,7 @@ class Progress:
         return (
             f"[sweep] {self.seen}/{self.total} jobs ended ({counts or 'none'})"
             + (f", {missing} without a result" if missing else "")
-            + f" in {_clock(time.monotonic() - self.start)}"
+            + f" in {clock(time.monotonic() - self.start)}"
         )
 
 

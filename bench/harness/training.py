@@ -54,8 +54,7 @@ def predict(
 ) -> torch.Tensor:
     """``forward(x)`` computed on slices of x's examples (dimension ``dim``: 1 for a stack's
     (M, N, ...) input), concatenated."""
-    per_example = max(1, x[(slice(None),) * dim + (0,)].numel())
-    rows = max(1, EVAL_VALUES // per_example)
+    rows = max(1, EVAL_VALUES * x.shape[dim] // max(1, x.numel()))
     if x.shape[dim] <= rows:
         return forward(x)
     return torch.cat([forward(part) for part in torch.split(x, rows, dim=dim)], dim=dim)

@@ -517,7 +517,8 @@ def evaluate_claims(
     say at how many replicates each claim was decided (``stopped``: why the study stopped)."""
     measured, missing = _measure_all(df, specs, design)
     holm = _holm(measured)
-    took = decided_at(history(df, specs, design)) if design is not None else {}
+    final = {key: _verdict(key, measured, missing) for key in (spec.key for spec in specs)}
+    took = decided_at(history(df, specs, design, final)) if design is not None else {}
     out = []
     for spec in specs:
         common = {"key": spec.key, "claim": spec.claim, "where": spec.where,
@@ -551,18 +552,26 @@ def at_most(df: pd.DataFrame, replicates: int) -> pd.DataFrame:
     return df[fold.isna() | (fold < replicates)]
 
 
-def history(df: pd.DataFrame, specs: Sequence[ClaimSpec], design: Design) -> pd.DataFrame:
+def history(
+    df: pd.DataFrame,
+    specs: Sequence[ClaimSpec],
+    design: Design,
+    final: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Every claim's verdict at every look of ``design`` that the table holds: one row per
     (replicates, key, verdict). Replicate k draws the same data, initial weights and batch
     order whatever the batch (from (seed, k)), so the looks of an adaptive run are replayed;
     in float32 a stacked program's rounding depends on how many models it holds (fig2's ReLU
     fold 1: 3.6% error in a stack of 2, 4.1% in one of 10 or 30), so an adaptive run's numbers
-    can differ from the replay's by that rounding, as two engines' do."""
+    can differ from the replay's by that rounding, as two engines' do. ``final``: the verdicts
+    on the whole table, already computed, used for a look that holds every replicate."""
     folds = df["fold"].dropna()
     available = int(folds.max()) + 1 if len(folds) else 0
     rows = []
     for n in design.looks(available) if available else []:
-        for key, verdict in verdicts_at(at_most(df, n), specs, design).items():
+        whole = final is not None and n >= available
+        verdicts = final if whole else verdicts_at(at_most(df, n), specs, design)
+        for key, verdict in verdicts.items():
             rows.append({"replicates": n, "key": key, "verdict": verdict})
     return pd.DataFrame(rows, columns=["replicates", "key", "verdict"])
 
@@ -590,12 +599,12 @@ def verdicts_at(
 ) -> dict[str, str]:
     """Each claim's verdict on this table (a look of a sequential design), by key."""
     measured, missing = _measure_all(df, specs, design)
-    return {
-        spec.key: NOT_EVALUATED
-        if spec.key in missing
-        else stats.combine([p.verdict for p in measured[spec.key]])
-        for spec in specs
-    }
+    return {spec.key: _verdict(spec.key, measured, missing) for spec in specs}
+
+
+def _verdict(key: str, measured: dict[str, list[Part]], missing: dict[str, str]) -> str:
+    """A claim's verdict from its measured parts (not evaluated when it could not be)."""
+    return NOT_EVALUATED if key in missing else stats.combine([p.verdict for p in measured[key]])
 
 
 def claims_markdown(claims: list[Claim]) -> str:

@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 from bench import atomic
 from bench.harness import catalog, collect
+from bench.harness.sweep import clock
 from bench.report import build, claims, views
 from bench.study.spec import (
     DEFAULT,
@@ -50,11 +51,6 @@ EXCLUDE_KEYS = "[experiment,name,hydra/launcher,hydra.launcher.n_jobs,folds]"
 def _write_state(out: Path, state: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / STATE_FILE, json.dumps(state, indent=1) + "\n")
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}:{seconds:02d}"
 
 
 @dataclass
@@ -138,7 +134,7 @@ def run_adaptive(study: Study, runner: Runner, results: Path, out: Path) -> tupl
     plan = build.design(study)
     assert plan is not None
     start = time.monotonic()
-    status, n, batch = 0, 0, 0
+    status, batch = 0, 0
     pending = list(study.experiments)
     looks: list[dict] = []
     frame, _ = runner.table()
@@ -166,7 +162,7 @@ def run_adaptive(study: Study, runner: Runner, results: Path, out: Path) -> tupl
             f"{len(open_)}/{len(verdicts)} claims undecided"
             + (f" ({', '.join(open_)})" if open_ else "")
             + f"; budget left: {max(study.budget.replicates - n, 0)} replicates, "
-            f"{_clock(max(minutes - elapsed, 0))} of {_clock(minutes)}",
+            f"{clock(max(minutes - elapsed, 0))} of {clock(minutes)}",
             flush=True,
         )
         stopped = ""

@@ -248,3 +248,34 @@ def test_multirun_prints_one_progress_line_per_job_and_a_summary(tmp_path):
     assert all(" ok " in line and "elapsed" in line for line in lines)
     assert "left" in lines[0] and "left" not in lines[-1]
     assert "[sweep] 3/3 jobs ended (3 ok)" in out.stderr
+
+
+def test_result_json_one_line_per_run_reads_back_equal_to_the_dict_with_nan_none_and_no_runs(
+    tmp_path,
+):
+    """The written result.json is `to_dict` exactly (NaN, None, a diverged run, no runs at
+    all), with the job's other fields and then one line per run."""
+    record = results.EpochRecord
+    runs = [
+        results.FoldRun("custom", 0, 0.1, "ok", [record(0, 0.7, 0.5, 0.7, 0.5, 0.0, None, None)]),
+        results.FoldRun(
+            "torch", 1, 1e-3, "diverged",
+            [record(0, 0.6, 0.4, 0.6, 0.4, 0.0, 0.5, 0.25),
+             record(1, float("nan"), 1.0, float("inf"), 1.0, 0.01, float("nan"), 1.0)],
+            diverged_epoch=1,
+        ),
+    ]  # fmt: skip
+    job = results.JobResult(
+        config={"framework": {"names": ["custom", "torch"]}, "folds": 2, "epochs": 1, "seed": 0},
+        choices={"model": "mlp"}, versions={"torch": "2"}, threads=1, device="cpu", started="now", runs=runs,
+    )  # fmt: skip
+    for result in (job, results.JobResult(**{**vars(job), "runs": []})):
+        path = tmp_path / "result.json"
+        result.write(path)
+        text = path.read_text()
+        back = json.loads(text)
+        assert json.dumps(back, sort_keys=True) == json.dumps(result.to_dict(), sort_keys=True)
+        assert list(back)[-1] == "runs"  # the job's own fields first, readable at the top
+        assert results.JobResult.read(path).to_dict().keys() == result.to_dict().keys()
+        run_lines = [line for line in text.splitlines() if line.lstrip().startswith('{"framework"')]
+        assert len(run_lines) == len(result.runs)

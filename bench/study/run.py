@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from bench import atomic
-from bench.harness import catalog, collect
+from bench.harness import app, catalog, collect
 from bench.harness.sweep import clock
 from bench.report import build, claims, views
 from bench.study.spec import (
@@ -44,6 +43,9 @@ from bench.study.spec import (
     report_dir,
 )
 
+#: `Runner.command`'s start, before the overrides
+PYTHON_M_BENCH = (sys.executable, "-m", "bench")
+COMMAND_PREFIX = len(PYTHON_M_BENCH)
 #: the job directory leaves out the number of folds, so every batch extends the same jobs
 EXCLUDE_KEYS = "[experiment,name,hydra/launcher,hydra.launcher.n_jobs,folds]"
 
@@ -67,7 +69,7 @@ class Runner:
         file sets its own folds, such as a crossed design whose folds are its design, keeps
         them)."""
         name = catalog.experiments()[experiment].name
-        command = [sys.executable, "-m", "bench", f"experiment={experiment}",
+        command = [*PYTHON_M_BENCH, f"experiment={experiment}",
                    f"hydra/launcher={self.launcher}", f"hydra.sweep.dir={self.runs / name}",
                    f"hydra.job.config.override_dirname.exclude_keys={EXCLUDE_KEYS}"]  # fmt: skip
         if not own_folds(experiment):
@@ -75,8 +77,9 @@ class Runner:
         return [*command, *self.overrides]
 
     def sweep(self, experiment: str, replicates: int) -> int:
-        """Run one experiment's sweep (`command`); its exit status."""
-        return subprocess.run(self.command(experiment, replicates), check=False).returncode
+        """Run one experiment's sweep (`command`) in this process (`app.in_process`: the same
+        Hydra sweep, without starting Python and torch again); its exit status."""
+        return app.in_process(self.command(experiment, replicates)[COMMAND_PREFIX:])
 
     def table(self) -> tuple[pd.DataFrame, collect.Collection]:
         """The study's experiments' rows of everything under the runs directory."""

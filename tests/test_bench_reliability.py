@@ -267,7 +267,8 @@ def test_result_json_one_line_per_run_reads_back_equal_to_the_dict_with_nan_none
     ]  # fmt: skip
     job = results.JobResult(
         config={"framework": {"names": ["custom", "torch"]}, "folds": 2, "epochs": 1, "seed": 0},
-        choices={"model": "mlp"}, versions={"torch": "2"}, threads=1, device="cpu", started="now", runs=runs,
+        choices={"model": "mlp"}, versions={"torch": "2"}, threads=1, device="cpu",
+        started="now", runs=runs,
     )  # fmt: skip
     for result in (job, results.JobResult(**{**vars(job), "runs": []})):
         path = tmp_path / "result.json"

@@ -135,6 +135,48 @@ def test_conv2d_named_cases_equal_torch(parity, name):
     compare_with_autograd(parity, f"conv2d {name}", ours, theirs, random((3, c, h, w), 5))
 
 
+# Stride 1 takes dL/dx without a patch gradient (conv._grad_input_stride1): (in, out, kernel,
+# padding, (H, W)); 1×1 unpadded reads the gradient as it is, the others through the
+# zero-widened copy; the digits CNN's 3×3 padding 1 among them.
+STRIDE1_CASES = {
+    "k3-p1": (2, 3, 3, 1, (4, 5)),
+    "k1-p0": (2, 3, 1, 0, (3, 4)),
+    "k1-p1": (1, 2, 1, 1, (3, 3)),
+    "k2x3-p0x1": (3, 2, (2, 3), (0, 1), (5, 4)),
+    "k3-p2-wider-than-input": (2, 2, 3, 2, (1, 2)),
+    "k3-p0-whole-input": (2, 2, 3, 0, (3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", STRIDE1_CASES)
+def test_conv2d_stride1_input_gradient_equals_torch(parity, name):
+    c, o, kernel, padding, (h, w) = STRIDE1_CASES[name]
+    ours, theirs = conv2d_pair(c, o, kernel, 1, padding)
+    compare_with_autograd(parity, f"conv2d stride1 {name}", ours, theirs, random((3, c, h, w), 9))
+
+
+@pytest.mark.parametrize("name", STRIDE1_CASES)
+def test_stacked_conv2d_stride1_input_gradient_equals_torch_per_model(parity, name):
+    """StackedConv2d of 3 Conv2d: each model's output, dL/dx and dL/dW, dL/db equal
+    torch.autograd's for that model's layer (its own weights, input and output gradient)."""
+    c, o, kernel, padding, (h, w) = STRIDE1_CASES[name]
+    pairs = [conv2d_pair(c, o, kernel, 1, padding) for _ in range(3)]
+    stacked = fw.stack([ours for ours, _ in pairs])
+    x = random((3, 2, c, h, w), 11)
+    y = stacked(x)
+    grad_output = random(y.shape, 12)
+    grad_input = stacked.backward(grad_output)
+    for m, (_, theirs) in enumerate(pairs):
+        x_ref = x[m].clone().requires_grad_()
+        y_ref = theirs(x_ref)
+        y_ref.backward(grad_output[m])
+        parity.check(f"stacked conv2d stride1 {name} forward", y[m], y_ref)
+        parity.check(f"stacked conv2d stride1 {name} grad_input", grad_input[m], x_ref.grad)
+        for key, param in theirs.named_parameters():
+            ours = dict(stacked.named_parameters())[key].grad[m]
+            parity.check(f"stacked conv2d stride1 {name} grad {key}", ours, param.grad)
+
+
 @pytest.mark.parametrize("name", ["k2x3-s3x1-p0x1", "k3-s2-p1", "k2-s2"])
 def test_conv2d_backward_equals_central_differences(name):
     c, o, kernel, stride, padding, (h, w) = CONV_CASES[name]

@@ -8,6 +8,38 @@ from . import init
 from .module import Buffer, Module, Parameter, check_number, check_size
 
 
+def _rows(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor | None:
+    """``x`` as a ``(K, 1, n)`` view, one row of n values per channel (per model and channel in a
+    stack: the K positions of the dimensions not in ``dims``, in order), when each channel's
+    values are one run of memory and the channels follow one another (a convolution's output,
+    laid out batch innermost); None otherwise."""
+    expected = 1
+    for d in sorted(dims, key=x.stride):  # the reduced dimensions, innermost first
+        if x.shape[d] != 1:
+            if x.stride(d) != expected:
+                return None
+            expected *= x.shape[d]
+    count = expected
+    for d in reversed([d for d in range(x.dim()) if d not in dims]):  # channels, then models
+        if x.shape[d] != 1:
+            if x.stride(d) != expected:
+                return None
+            expected *= x.shape[d]
+    return x.as_strided((x.numel() // count, 1, count), (count, count, 1))
+
+
+def _sum_of_products(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Σ a·b over ``dims`` (a and b of one shape): per channel, the shape of the other
+    dimensions. When both hold each channel's values as one run, in the same order, it is one
+    batched dot product (``torch.bmm`` of (K, 1, n) by (K, n, 1)): no a·b tensor written and
+    read back (2-3x faster for a CNN's feature maps); else ``(a * b).sum(dims)``."""
+    rows_a, rows_b = _rows(a, dims), _rows(b, dims)
+    if rows_a is None or rows_b is None or a.stride() != b.stride():
+        return (a * b).sum(dims)
+    kept = [size for d, size in enumerate(a.shape) if d not in dims]
+    return torch.bmm(rows_a, rows_b.transpose(1, 2)).view(kept)
+
+
 class _BatchNorm(Module):
     r"""Shared by BatchNorm1d and BatchNorm2d: per channel c, over every other dimension,
 
@@ -131,7 +163,7 @@ class _BatchNorm(Module):
             # Two passes, like torch's kernel (torch.var_mean is several times slower on CPU).
             mean = x.sum(dims).div_(count)  # (C,)
             centered = x - mean.view(shape)  # x's shape
-            var = centered.square().sum(dims).div_(count)  # (C,) biased variance
+            var = _sum_of_products(centered, centered, dims).div_(count)  # (C,) biased variance
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, var, count)
         else:
@@ -168,7 +200,7 @@ class _BatchNorm(Module):
         scale = inv_std if self.weight is None else self.weight.data * inv_std  # (C,) γ/σ
         if self.weight is not None or batch_stats:
             # Σ g x̂ = (Σ g (x − μ)) / σ: the division after the reduction, on C values.
-            sum_g_xhat = (grad_output * centered).sum(dims).mul_(inv_std)  # (C,)
+            sum_g_xhat = _sum_of_products(grad_output, centered, dims).mul_(inv_std)  # (C,)
         if self.bias is not None or batch_stats:
             sum_g = grad_output.sum(dims)  # (C,) Σ g
         if self.weight is not None:

@@ -159,13 +159,24 @@ class MaxPool2d(Module):
         input_shape, layout = self.input_shape, self.input_layout
         self._release()
         (ph, pw), (*lead, h, w) = self.padding, input_shape
-        # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
-        grad_input = _empty((*lead, h + 2 * ph, w + 2 * pw), layout, grad_output).zero_()
-        mask = torch.empty_like(index)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = index.shape[-2:]
+        hp, wp = h + 2 * ph, w + 2 * pw
+        # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
+        grad_input = _empty((*lead, hp, wp), layout, grad_output)
+        # Windows that do not overlap (stride >= kernel): each position gets one window's share,
+        # written straight into its cell (no read of a zeroed tensor); positions in no window
+        # (stride > kernel, or rows and columns past the last window) must be zeroed first.
+        disjoint = sh >= kh and sw >= kw
+        if not disjoint or (sh, sw) != (kh, kw) or (oh * kh, ow * kw) != (hp, wp):
+            grad_input.zero_()
+        mask = torch.empty_like(index)
         for cell_index, cell in enumerate(self._cells(grad_input, oh, ow)):
-            # Add, not assign: overlapping windows (stride < kernel) may share a winner.
-            cell.addcmul_(grad_output, torch.eq(index, cell_index, out=mask))
+            torch.eq(index, cell_index, out=mask)
+            if disjoint:
+                torch.mul(grad_output, mask, out=cell)
+            else:  # add: overlapping windows may share a winner
+                cell.addcmul_(grad_output, mask)
         return grad_input[..., ph : ph + h, pw : pw + w] if ph or pw else grad_input
 
     def extra_repr(self) -> str:

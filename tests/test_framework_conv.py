@@ -276,6 +276,26 @@ def test_maxpool2d_padding_named_cases_equal_torch(parity, name):
     assert ours.padding == ((padding, padding) if isinstance(padding, int) else padding)
 
 
+# Disjoint windows (stride >= kernel) write each cell's gradient straight into dL/dx, zeroing
+# first only where some position is in no window: (kernel, stride, padding, (H, W)).
+POOL_DISJOINT_CASES = {
+    "k2-tiles-6x6": (2, None, 0, (6, 6)),
+    "k2-rows-and-columns-left-5x7": (2, None, 0, (5, 7)),
+    "k2-s3-gaps": (2, 3, 0, (7, 8)),
+    "k3-p1-tiles-7x7": (3, None, 1, (7, 7)),
+    "k2x3-s2x3-p1x0-tiles": ((2, 3), (2, 3), (1, 0), (6, 6)),
+}
+
+
+@pytest.mark.parametrize("name", POOL_DISJOINT_CASES)
+def test_maxpool2d_disjoint_windows_gradient_equals_torch(parity, name):
+    kernel, stride, padding, (h, w) = POOL_DISJOINT_CASES[name]
+    ours, theirs = maxpool2d_pair(kernel, stride, padding)
+    x = random((2, 3, h, w), 8).round()  # few distinct values: ties
+    for _ in range(2):  # a second backward into memory the first one freed
+        compare_with_autograd(parity, f"maxpool2d {name}", ours, theirs, x)
+
+
 @pytest.mark.parametrize(
     "window",
     [[-math.inf] * 4, [-math.inf, 1.0, 1.0, 2.0], [math.nan, -math.inf, 2.0, 0.0]],

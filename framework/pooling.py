@@ -117,17 +117,24 @@ class MaxPool2d(Module):
         # 0./1. floats into tensors laid out like x (bool results cost 4x more on CPU).
         layout = _layout(x)
         first, *rest = self._cells(self._padded(x, layout), oh, ow)
-        best, index = first, self._first_inside(oh, ow, layout, x)
+        # Without padding every window starts at cell 0: the index is 0 until cell 1, whose
+        # win mask (1 where it wins) is then the index itself (no zeros written, no max taken).
+        padded = self.padding != (0, 0)
+        index = self._first_inside(oh, ow, layout, x) if padded or not rest else None
+        best = _empty(first.shape, layout, x)  # the running maximum, updated in place
         wins, nan = _empty(first.shape, layout, x), _empty(first.shape, layout, x)
         for cell_index, cell in enumerate(rest, 1):
+            previous = first if cell_index == 1 else best
             # torch's CPU kernel: a later cell wins if strictly greater (ties keep the first
             # maximum) or NaN (the last NaN wins); the two cases exclude each other.
-            torch.gt(cell, best, out=wins).add_(torch.ne(cell, cell, out=nan))
-            best = torch.maximum(best, cell)  # = the winner's value (NaN propagates)
-            # Cells come in increasing order, so a win makes the index the largest so far.
-            index = torch.maximum(index, wins.mul_(cell_index))
+            torch.gt(cell, previous, out=wins).add_(torch.ne(cell, cell, out=nan))
+            torch.maximum(previous, cell, out=best)  # = the winner's value (NaN propagates)
+            if index is None:
+                index, wins = wins, _empty(first.shape, layout, x)
+            else:  # cells come in increasing order: a win makes the index the largest so far
+                torch.maximum(index, wins.mul_(cell_index), out=index)
         self.index, self.input_shape, self.input_layout = index, x.shape, layout
-        return best if rest else best.clone()  # (N, C, OH, OW)
+        return best if rest else best.copy_(first)  # (N, C, OH, OW)
 
     def _padded(self, x: torch.Tensor, layout: tuple[int, ...]) -> torch.Tensor:
         """x itself, or with padding a copy inside a −∞ border (laid out like x): a padded cell

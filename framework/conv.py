@@ -98,15 +98,18 @@ def _grad_input_stride1(
     if wp == ow and grad.is_contiguous():  # kw = 1 without padding: already this layout
         wide = grad.view(m, c_out, length)
     else:
-        wide = grad.new_zeros(m, c_out, oh, wp, n)  # the columns past OW stay zero
+        wide = grad.new_empty(m, c_out, oh, wp, n)
+        wide[:, :, :, ow:].zero_()  # the kw − 1 columns past OW
         wide[:, :, :, :ow] = grad
         wide = wide.view(m, c_out, length)
-    image = grad.new_zeros(m, c, hp * wp * n + (kw - 1) * n)
+    image = grad.new_empty(m, c, hp * wp * n + (kw - 1) * n)
+    image[:, :, length:].zero_()  # cell (0, 0) writes the rest (beta = 0: no zeros read)
     cells = weight.permute(3, 4, 0, 2, 1).contiguous()  # (kh, kw, M, C, C_out): Wᵀ per cell
     for a in range(kh):
         for b in range(kw):
             start = (a * wp + b) * n
-            image[:, :, start : start + length].baddbmm_(cells[a, b], wide)
+            cell = image[:, :, start : start + length]
+            cell.baddbmm_(cells[a, b], wide, beta=0 if start == 0 else 1)
     image = image[:, :, : hp * wp * n].view(m, c, hp, wp, n)
     return image[:, :, ph : ph + h, pw : pw + w]
 

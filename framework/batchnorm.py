@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import init
 from .module import Buffer, Module, Parameter, check_number, check_size
 
+# Below this many values the batched dot product's views and dispatch (~8 µs) cost more than
+# the product tensor it saves (one digits CNN's feature maps, 65k values: 18 µs vs 12 µs for
+# a·b then sum; a stack of ten, 655k: 0.23 ms vs 0.44 ms).
+_DOT_MIN = 1 << 17
+
 
 def _rows(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor | None:
     """``x`` as a ``(K, 1, n)`` view, one row of n values per channel (per model and channel in a
-    stack: the K positions of the dimensions not in ``dims``, in order), when each channel's
-    values are one run of memory and the channels follow one another (a convolution's output,
-    laid out batch innermost); None otherwise."""
-    expected = 1
-    for d in sorted(dims, key=x.stride):  # the reduced dimensions, innermost first
-        if x.shape[d] != 1:
-            if x.stride(d) != expected:
-                return None
-            expected *= x.shape[d]
-    count = expected
-    for d in reversed([d for d in range(x.dim()) if d not in dims]):  # channels, then models
-        if x.shape[d] != 1:
-            if x.stride(d) != expected:
-                return None
-            expected *= x.shape[d]
-    return x.as_strided((x.numel() // count, 1, count), (count, count, 1))
+    stack: the K positions of the dimensions not in ``dims``, in order), when its memory is laid
+    out with the batch (``dims[0]``) innermost after the channels, as a convolution's output
+    is; None otherwise (a cheap test: it runs on every step of every model)."""
+    moved = x.movedim(dims[0], -1)
+    if not moved.is_contiguous():
+        return None
+    count = math.prod(x.shape[d] for d in dims)
+    return moved.view(-1, 1, count)
 
 
 def _sum_of_products(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """Σ a·b over ``dims`` (a and b of one shape): per channel, the shape of the other
-    dimensions. When both hold each channel's values as one run, in the same order, it is one
+    dimensions. When both hold each channel's values as one run, batch innermost, it is one
     batched dot product (``torch.bmm`` of (K, 1, n) by (K, n, 1)): no a·b tensor written and
-    read back (2-3x faster for a CNN's feature maps); else ``(a * b).sum(dims)``."""
+    read back (2x faster for a stacked CNN's feature maps); else, or for fewer than
+    `_DOT_MIN` values, ``(a * b).sum(dims)``."""
+    if a.numel() < _DOT_MIN:
+        return (a * b).sum(dims)
     rows_a, rows_b = _rows(a, dims), _rows(b, dims)
-    if rows_a is None or rows_b is None or a.stride() != b.stride():
+    if rows_a is None or rows_b is None:
         return (a * b).sum(dims)
     kept = [size for d, size in enumerate(a.shape) if d not in dims]
     return torch.bmm(rows_a, rows_b.transpose(1, 2)).view(kept)

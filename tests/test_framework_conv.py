@@ -135,9 +135,10 @@ def test_conv2d_named_cases_equal_torch(parity, name):
     compare_with_autograd(parity, f"conv2d {name}", ours, theirs, random((3, c, h, w), 5))
 
 
-# Stride 1 takes dL/dx without a patch gradient (conv._grad_input_stride1): (in, out, kernel,
-# padding, (H, W)); 1×1 unpadded reads the gradient as it is, the others through the
-# zero-widened copy; the digits CNN's 3×3 padding 1 among them.
+# A stacked stride-1 convolution takes dL/dx without a patch gradient
+# (conv._grad_input_stride1), Conv2d through col2im: (in, out, kernel, padding, (H, W)); 1×1
+# unpadded reads the gradient as it is, the others through the zero-widened copy; the digits
+# CNN's 3×3 padding 1 among them.
 STRIDE1_CASES = {
     "k3-p1": (2, 3, 3, 1, (4, 5)),
     "k1-p0": (2, 3, 1, 0, (3, 4)),
@@ -543,3 +544,23 @@ def test_layers_give_identical_results_for_every_memory_layout(layer):
     for y, grad in results[1:]:
         assert torch.equal(y, results[0][0])
         assert torch.equal(grad, results[0][1])
+
+
+def test_conv2d_first_layer_without_input_grad_accumulates_the_same_gradients():
+    """Sequential.backward(input_grad=False) takes a first Conv2d's parameter gradients alone
+    (Conv2d._accumulate, no dL/dx): the same as with dL/dx, and the cache is freed."""
+    generator = torch.Generator().manual_seed(3)
+    model = fw.Sequential(fw.Conv2d(2, 3, 3, padding=1), fw.ReLU(), fw.Flatten(), fw.Linear(48, 2))
+    model.double()
+    x = torch.randn(5, 2, 4, 4, dtype=F64, generator=generator)
+    grad = torch.randn(5, 2, dtype=F64, generator=generator)
+    model(x)
+    assert model.backward(grad) is not None
+    with_input = {name: param.grad.clone() for name, param in model.named_parameters()}
+    model.zero_grad()
+    model(x)
+    assert model.backward(grad, input_grad=False) is None
+    for name, param in model.named_parameters():
+        assert torch.equal(param.grad, with_input[name]), name
+    with pytest.raises(RuntimeError, match="backward called twice"):
+        model[0].backward(torch.zeros(5, 3, 4, 4, dtype=F64))

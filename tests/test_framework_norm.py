@@ -18,6 +18,7 @@ from module_check import check_central_differences, compare_with_autograd, in_la
 
 import framework as fw
 from bench.harness.reference import torch_module
+from framework import batchnorm
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=30)  # the rest: conftest's profile
@@ -114,8 +115,11 @@ LAYOUT_CASES = {
 }
 
 
+@pytest.mark.parametrize("dot_min", [0, None], ids=["dot-at-any-size", "dot-threshold"])
 @pytest.mark.parametrize("name", LAYOUT_CASES)
-def test_batchnorm2d_channel_run_layouts_equal_torch(parity, name):
+def test_batchnorm2d_channel_run_layouts_equal_torch(parity, monkeypatch, name, dot_min):
+    if dot_min is not None:  # the batched dot product also for these small maps
+        monkeypatch.setattr(batchnorm, "_DOT_MIN", dot_min)
     layout, grad_layout = LAYOUT_CASES[name]
     ours, theirs = batchnorm_pair("2d", 3, 4)
     generator = torch.Generator().manual_seed(4)
@@ -125,9 +129,11 @@ def test_batchnorm2d_channel_run_layouts_equal_torch(parity, name):
     check_state(parity, f"batchnorm2d {name}", ours, theirs)
 
 
-def test_stacked_batchnorm2d_channel_runs_equal_each_model_alone(parity):
+def test_stacked_batchnorm2d_channel_runs_equal_each_model_alone(parity, monkeypatch):
     """(M, C, H, W, N) memory, as a stacked convolution's output: each model's slice equals its
-    own BatchNorm2d (outputs, dL/dx, dL/dγ, dL/dβ, running statistics)."""
+    own BatchNorm2d (outputs, dL/dx, dL/dγ, dL/dβ, running statistics), the stack through the
+    batched dot product, each model alone through a·b then sum (as below _DOT_MIN)."""
+    monkeypatch.setattr(batchnorm, "_DOT_MIN", 2 * 3 * 4 * 2 * 5)  # the stack's size
     alone = [batchnorm_pair("2d", 3, seed)[0] for seed in range(2)]
     stacked = fw.stack(alone)
     generator = torch.Generator().manual_seed(6)
@@ -225,14 +231,14 @@ def test_eps_not_positive_is_refused_at_construction_naming_it(kind, eps):
 def test_channel_rows_view_each_channels_run_or_refuse():
     """batchnorm._rows: a (K, 1, n) view (no copy) of a batch-innermost map, one row per
     (model,) channel; None where a channel's values are not one run."""
-    from framework.batchnorm import _rows
-
     x = torch.arange(2 * 3 * 4 * 5, dtype=F64).reshape(2, 3, 4, 5)  # (M, C, H, N) memory
     stacked = x.permute(0, 3, 1, 2)  # (M, N, C, H): the stacked BatchNorm's view
-    rows = _rows(stacked, (1, 3))
+    rows = batchnorm._rows(stacked, (1, 3))
     assert rows is not None and rows.data_ptr() == x.data_ptr()
     assert torch.equal(rows.flatten(1), x.reshape(6, 20))
     features = torch.arange(15, dtype=F64).reshape(3, 5)
-    assert _rows(features.t(), (0,)) is not None  # (N, C) of (C, N) memory: BatchNorm1d
-    assert _rows(features, (0,)) is None  # (N, C) memory: channels are columns, not runs
-    assert _rows(stacked[:, :4], (1, 3)) is None  # a slice of the batch: gaps between runs
+    assert batchnorm._rows(features.t(), (0,)) is not None  # (N, C) of (C, N) memory: BatchNorm1d
+    assert batchnorm._rows(features, (0,)) is None  # (N, C) memory: channels are columns, not runs
+    assert (
+        batchnorm._rows(stacked[:, :4], (1, 3)) is None
+    )  # a slice of the batch: gaps between runs

@@ -69,6 +69,9 @@ class _BatchNorm(Module):
     """
 
     _cache = ("centered", "inv_std")
+    # The output and dL/dx are new tensors, kept nowhere (x − μ is, but it is neither): a ReLU
+    # after the layer works in place (framework.module's contract, 2 and 3).
+    _fresh_output = _fresh_grad = True
     _DIMS: tuple[int, ...] = ()  # accepted input ranks
     models: int | None = None  # M for a stack (every tensor with a leading model dimension)
 

@@ -55,6 +55,9 @@ class MaxPool2d(Module):
     """
 
     _cache = ("index", "input_shape", "input_layout")
+    # The output and dL/dx are new tensors, kept nowhere (framework.module's contract, 2 and 3):
+    # a ReLU next to the pooling then works in place (no tensor of its size allocated).
+    _fresh_output = _fresh_grad = True
 
     def __init__(
         self,

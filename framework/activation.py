@@ -69,7 +69,9 @@ class Activation(Module):
 
 
 class ReLU(Activation):
-    """max(0, x); backward: g · 1[x > 0]."""
+    """max(0, x) (NaN stays NaN); backward: g · 1[y ≠ 0], i.e. g where x > 0 or x is NaN, 0
+    where x ≤ 0: torch's rule (its gradient is 0 where y ≤ 0, so a NaN input passes g on).
+    (For a non-finite g at x ≤ 0 the product is NaN where torch gives 0.)"""
 
     nonlinearity = "relu"
 
@@ -78,21 +80,21 @@ class ReLU(Activation):
         return self.output
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        # output ≥ 0, so sign(output) is exactly the mask 1[x > 0], already in the gradient's
-        # dtype: a float multiply, not a bool mask that torch must cast first (3× slower); and
-        # the mask is our own temporary, so the product goes into it (one allocation, not two).
-        grad_input = self._saved(self.output, grad_output).sign().mul_(grad_output)
+        # y ≥ 0 or NaN, so 1[y ≠ 0] is the mask, written as 0./1. in the gradient's dtype: a
+        # float multiply, not a bool mask that torch must cast first (3× slower); and the mask
+        # is our own temporary, so the product goes into it (one allocation, not two).
+        output = self._saved(self.output, grad_output)
         self._release()
-        return grad_input
+        return torch.ne(output, 0, out=torch.empty_like(output)).mul_(grad_output)
 
     def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
         self.output = x.clamp_min_(0)
         return self.output
 
     def _backward_inplace(self, grad_output: torch.Tensor) -> torch.Tensor:
-        mask = self._saved(self.output, grad_output).sign_()  # the output becomes the mask
+        output = self._saved(self.output, grad_output)
         self._release()
-        return grad_output.mul_(mask)
+        return grad_output.mul_(torch.ne(output, 0, out=output))  # the output becomes the mask
 
 
 class LeakyReLU(Activation):

@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import init
 from .module import Buffer, Module, Parameter, check_number, check_size
+
+# Below this many values the batched dot product's views and dispatch (~8 µs) cost more than
+# the product tensor it saves (one digits CNN's feature maps, 65k values: 18 µs vs 12 µs for
+# a·b then sum; a stack of ten, 655k: 0.23 ms vs 0.44 ms).
+_DOT_MIN = 1 << 17
+
+
+def _rows(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor | None:
+    """``x`` as a ``(K, 1, n)`` view, one row of n values per channel (per model and channel in a
+    stack: the K positions of the dimensions not in ``dims``, in order), when its memory is laid
+    out with the batch (``dims[0]``) innermost after the channels, as a convolution's output
+    is; None otherwise (a cheap test: it runs on every step of every model)."""
+    moved = x.movedim(dims[0], -1)
+    if not moved.is_contiguous():
+        return None
+    count = math.prod(x.shape[d] for d in dims)
+    return moved.view(-1, 1, count)
+
+
+def _sum_of_products(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Σ a·b over ``dims`` (a and b of one shape): per channel, the shape of the other
+    dimensions. When both hold each channel's values as one run, batch innermost, it is one
+    batched dot product (``torch.bmm`` of (K, 1, n) by (K, n, 1)): no a·b tensor written and
+    read back (2x faster for a stacked CNN's feature maps); else, or for fewer than
+    `_DOT_MIN` values, ``(a * b).sum(dims)``."""
+    if a.numel() < _DOT_MIN:
+        return (a * b).sum(dims)
+    rows_a, rows_b = _rows(a, dims), _rows(b, dims)
+    if rows_a is None or rows_b is None:
+        return (a * b).sum(dims)
+    kept = [size for d, size in enumerate(a.shape) if d not in dims]
+    return torch.bmm(rows_a, rows_b.transpose(1, 2)).view(kept)
 
 
 class _BatchNorm(Module):
@@ -35,6 +69,9 @@ class _BatchNorm(Module):
     """
 
     _cache = ("centered", "inv_std")
+    # The output and dL/dx are new tensors, kept nowhere (x − μ is, but it is neither): a ReLU
+    # after the layer works in place (framework.module's contract, 2 and 3).
+    _fresh_output = _fresh_grad = True
     _DIMS: tuple[int, ...] = ()  # accepted input ranks
     models: int | None = None  # M for a stack (every tensor with a leading model dimension)
 
@@ -131,7 +168,7 @@ class _BatchNorm(Module):
             # Two passes, like torch's kernel (torch.var_mean is several times slower on CPU).
             mean = x.sum(dims).div_(count)  # (C,)
             centered = x - mean.view(shape)  # x's shape
-            var = centered.square().sum(dims).div_(count)  # (C,) biased variance
+            var = _sum_of_products(centered, centered, dims).div_(count)  # (C,) biased variance
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, var, count)
         else:
@@ -168,7 +205,7 @@ class _BatchNorm(Module):
         scale = inv_std if self.weight is None else self.weight.data * inv_std  # (C,) γ/σ
         if self.weight is not None or batch_stats:
             # Σ g x̂ = (Σ g (x − μ)) / σ: the division after the reduction, on C values.
-            sum_g_xhat = (grad_output * centered).sum(dims).mul_(inv_std)  # (C,)
+            sum_g_xhat = _sum_of_products(grad_output, centered, dims).mul_(inv_std)  # (C,)
         if self.bias is not None or batch_stats:
             sum_g = grad_output.sum(dims)  # (C,) Σ g
         if self.weight is not None:

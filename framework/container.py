@@ -55,6 +55,9 @@ class Sequential(Module):
             setattr(self, str(index), module)
         # A tuple for the hot loop: attribute look-ups by name would cost on every step.
         self._layers = tuple(modules)
+        # The order forward runs the layers in (backward: reversed), as indices into _layers:
+        # theirs, except where a subclass runs an equivalent program (StackedSequential).
+        self._program = tuple(range(len(modules)))
         if init != "default" or generator is not None:
             self.reset_parameters(init, generator)
 
@@ -94,9 +97,10 @@ class Sequential(Module):
         return "linear", None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index, fresh = 0, False
+        layers, index, fresh = self._layers, 0, False
         try:
-            for index, layer in enumerate(self._layers):  # noqa: B007 - index used below
+            for index in self._program:
+                layer = layers[index]
                 # An activation after a layer whose output is new and unreferenced (Linear)
                 # works in place: no allocation, which for a stacked model costs more than the
                 # arithmetic (framework.module's contract, 2 and 4).
@@ -121,16 +125,16 @@ class Sequential(Module):
         Where a gradient is a later layer's new tensor (not the caller's), an activation
         computes its own in place, overwriting that gradient and its cached output (which then
         went only to later layers, all done with it): framework.module's contract, 3 and 5."""
-        layers = self._layers
+        layers, program = self._layers, self._program
         index, private = len(layers), False
         try:
-            for index in reversed(range(len(layers))):
+            for index in reversed(program):
                 layer = layers[index]
                 if private and isinstance(layer, Activation):
                     grad_output = layer._backward_inplace(grad_output)
                     continue
                 accumulate = getattr(layer, "_accumulate", None)
-                if index == 0 and not input_grad and accumulate is not None:
+                if index == program[0] and not input_grad and accumulate is not None:
                     accumulate(grad_output)
                     return None
                 grad_output = layer.backward(grad_output)

@@ -55,6 +55,9 @@ class MaxPool2d(Module):
     """
 
     _cache = ("index", "input_shape", "input_layout")
+    # The output and dL/dx are new tensors, kept nowhere (framework.module's contract, 2 and 3):
+    # a ReLU next to the pooling then works in place (no tensor of its size allocated).
+    _fresh_output = _fresh_grad = True
 
     def __init__(
         self,
@@ -117,17 +120,24 @@ class MaxPool2d(Module):
         # 0./1. floats into tensors laid out like x (bool results cost 4x more on CPU).
         layout = _layout(x)
         first, *rest = self._cells(self._padded(x, layout), oh, ow)
-        best, index = first, self._first_inside(oh, ow, layout, x)
+        # Without padding every window starts at cell 0: the index is 0 until cell 1, whose
+        # win mask (1 where it wins) is then the index itself (no zeros written, no max taken).
+        padded = self.padding != (0, 0)
+        index = self._first_inside(oh, ow, layout, x) if padded or not rest else None
+        best = _empty(first.shape, layout, x)  # the running maximum, updated in place
         wins, nan = _empty(first.shape, layout, x), _empty(first.shape, layout, x)
         for cell_index, cell in enumerate(rest, 1):
+            previous = first if cell_index == 1 else best
             # torch's CPU kernel: a later cell wins if strictly greater (ties keep the first
             # maximum) or NaN (the last NaN wins); the two cases exclude each other.
-            torch.gt(cell, best, out=wins).add_(torch.ne(cell, cell, out=nan))
-            best = torch.maximum(best, cell)  # = the winner's value (NaN propagates)
-            # Cells come in increasing order, so a win makes the index the largest so far.
-            index = torch.maximum(index, wins.mul_(cell_index))
+            torch.gt(cell, previous, out=wins).add_(torch.ne(cell, cell, out=nan))
+            torch.maximum(previous, cell, out=best)  # = the winner's value (NaN propagates)
+            if index is None:
+                index, wins = wins, _empty(first.shape, layout, x)
+            else:  # cells come in increasing order: a win makes the index the largest so far
+                torch.maximum(index, wins.mul_(cell_index), out=index)
         self.index, self.input_shape, self.input_layout = index, x.shape, layout
-        return best if rest else best.clone()  # (N, C, OH, OW)
+        return best if rest else best.copy_(first)  # (N, C, OH, OW)
 
     def _padded(self, x: torch.Tensor, layout: tuple[int, ...]) -> torch.Tensor:
         """x itself, or with padding a copy inside a −∞ border (laid out like x): a padded cell
@@ -159,13 +169,24 @@ class MaxPool2d(Module):
         input_shape, layout = self.input_shape, self.input_layout
         self._release()
         (ph, pw), (*lead, h, w) = self.padding, input_shape
-        # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
-        grad_input = _empty((*lead, h + 2 * ph, w + 2 * pw), layout, grad_output).zero_()
-        mask = torch.empty_like(index)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = index.shape[-2:]
+        hp, wp = h + 2 * ph, w + 2 * pw
+        # (N, C, H + 2ph, W + 2pw): the padding's share (none: it never wins) is dropped below.
+        grad_input = _empty((*lead, hp, wp), layout, grad_output)
+        # Windows that do not overlap (stride >= kernel): each position gets one window's share,
+        # written straight into its cell (no read of a zeroed tensor); positions in no window
+        # (stride > kernel, or rows and columns past the last window) must be zeroed first.
+        disjoint = sh >= kh and sw >= kw
+        if not disjoint or (sh, sw) != (kh, kw) or (oh * kh, ow * kw) != (hp, wp):
+            grad_input.zero_()
+        mask = torch.empty_like(index)
         for cell_index, cell in enumerate(self._cells(grad_input, oh, ow)):
-            # Add, not assign: overlapping windows (stride < kernel) may share a winner.
-            cell.addcmul_(grad_output, torch.eq(index, cell_index, out=mask))
+            torch.eq(index, cell_index, out=mask)
+            if disjoint:
+                torch.mul(grad_output, mask, out=cell)
+            else:  # add: overlapping windows may share a winner
+                cell.addcmul_(grad_output, mask)
         return grad_input[..., ph : ph + h, pw : pw + w] if ph or pw else grad_input
 
     def extra_repr(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import torch
 
 from . import init
-from .activation import Activation
+from .activation import Activation, ReLU
 from .batchnorm import BatchNorm1d, BatchNorm2d, StackedBatchNorm1d, StackedBatchNorm2d
 from .container import Sequential
 from .conv import Conv2d, StackedConv2d
@@ -222,6 +222,7 @@ class StackedSequential(Sequential):
         # alternating from the last Linear back: a Linear's dL/dx is dead once the Linear before
         # has read it, so the one after next can write there (a model of any depth keeps two
         # such (M, B, width) tensors, not one per layer).
+        self._program = _pool_before_relu(self._layers)
         buffers = Workspace()
         inner = linears[1:]
         self._output_slots = [
@@ -247,6 +248,18 @@ class StackedSequential(Sequential):
         if isinstance(index, slice):
             return StackedSequential(self.models, *self._layers[index])
         return self._layers[index]
+
+
+def _pool_before_relu(layers: tuple[Module, ...]) -> tuple[int, ...]:
+    """The order a StackedSequential runs ``layers`` in: theirs, but a ``ReLU`` right before a
+    ``StackedMaxPool2d`` runs after it, on the pooled (k_h·k_w times smaller) tensor. The two
+    orders give the same outputs and gradients (`stack`'s docstring proves it)."""
+    order = list(range(len(layers)))
+    for index in range(len(layers) - 1):
+        relu_first = type(layers[index]) is ReLU and type(layers[index + 1]) is StackedMaxPool2d
+        if relu_first and order[index] == index:  # (not already swapped with the one before)
+            order[index], order[index + 1] = index + 1, index
+    return tuple(order)
 
 
 T = TypeVar("T")
@@ -281,6 +294,30 @@ def stack(models: Sequence[Module]) -> Module:
     or one such layer alone. Any other layer is refused with a TypeError naming it; models whose
     architectures or layer hyperparameters differ (widths, bias, kernel, a LeakyReLU slope,
     dropout p, dtype, device) with a ValueError naming the layer.
+
+    Reordering: a ``ReLU`` followed by a ``MaxPool2d`` runs after the pooling in the stacked
+    program (``maxpool(relu(x))`` as ``relu(maxpool(x))``: the ReLU's passes, forward and
+    backward, on a tensor k_h·k_w times smaller). The layers keep their positions (indexing,
+    ``state_dict``, `unstack`); only the order they run in changes, and nothing observable: for
+    each window W of x (the padding's −∞ included), with w its winner (torch's: the first
+    maximum, or the last NaN; ``MaxPool2d``) and ReLU's gradient g · 1[y ≠ 0] (``ReLU``):
+
+    - values: max over W of max(0, x) = max(0, max over W of x), NaN giving NaN both ways
+      (clamp and max propagate it; −0 and 0 compare equal, so at most a zero's sign differs);
+    - max over W > 0 (no NaN): the cells equal to the maximum are the same in x and relu(x),
+      so both orders pick the same w, and y_w > 0 passes g to it in both;
+    - max over W ≤ 0 (no NaN): relu(x) is 0 on W (the first cell wins there, another than in
+      x), but the ReLU's mask is 0 in both orders at whichever cell wins: the window sends
+      0 everywhere either way;
+    - a NaN in W: relu keeps the NaNs where they are, so the last NaN wins in both, and its
+      ReLU output, NaN, is ≠ 0: g passes in both;
+    - overlapping windows sum at a shared winner p: each window's contribution is masked by
+      1[relu(x)_p ≠ 0] in one order and by the ReLU of its own maximum in the other, equal by
+      the cases above.
+
+    So each gradient is torch's in both orders (for a finite upstream gradient; a non-finite
+    one gives NaN where the pooling routes 0, in both orders alike). tests/test_framework_stack
+    checks it against torch autograd on ties, zeros, −0, ±∞ and NaN windows.
 
     Returns:
         A ``StackedSequential`` (``StackedLinear`` for Linear layers, ``StackedConv2d``,

@@ -135,6 +135,49 @@ def test_conv2d_named_cases_equal_torch(parity, name):
     compare_with_autograd(parity, f"conv2d {name}", ours, theirs, random((3, c, h, w), 5))
 
 
+# A stacked stride-1 convolution takes dL/dx without a patch gradient
+# (conv._grad_input_stride1), Conv2d through col2im: (in, out, kernel, padding, (H, W)); 1×1
+# unpadded reads the gradient as it is, the others through the zero-widened copy; the digits
+# CNN's 3×3 padding 1 among them.
+STRIDE1_CASES = {
+    "k3-p1": (2, 3, 3, 1, (4, 5)),
+    "k1-p0": (2, 3, 1, 0, (3, 4)),
+    "k1-p1": (1, 2, 1, 1, (3, 3)),
+    "k2x3-p0x1": (3, 2, (2, 3), (0, 1), (5, 4)),
+    "k3-p2-wider-than-input": (2, 2, 3, 2, (1, 2)),
+    "k3-p0-whole-input": (2, 2, 3, 0, (3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", STRIDE1_CASES)
+def test_conv2d_stride1_input_gradient_equals_torch(parity, name):
+    c, o, kernel, padding, (h, w) = STRIDE1_CASES[name]
+    ours, theirs = conv2d_pair(c, o, kernel, 1, padding)
+    compare_with_autograd(parity, f"conv2d stride1 {name}", ours, theirs, random((3, c, h, w), 9))
+
+
+@pytest.mark.parametrize("name", STRIDE1_CASES)
+def test_stacked_conv2d_stride1_input_gradient_equals_torch_per_model(parity, name):
+    """StackedConv2d of 3 Conv2d: each model's output, dL/dx and dL/dW, dL/db equal
+    torch.autograd's for that model's layer (its own weights, input and output gradient)."""
+    c, o, kernel, padding, (h, w) = STRIDE1_CASES[name]
+    pairs = [conv2d_pair(c, o, kernel, 1, padding) for _ in range(3)]
+    stacked = fw.stack([ours for ours, _ in pairs])
+    x = random((3, 2, c, h, w), 11)
+    y = stacked(x)
+    grad_output = random(y.shape, 12)
+    grad_input = stacked.backward(grad_output)
+    for m, (_, theirs) in enumerate(pairs):
+        x_ref = x[m].clone().requires_grad_()
+        y_ref = theirs(x_ref)
+        y_ref.backward(grad_output[m])
+        parity.check(f"stacked conv2d stride1 {name} forward", y[m], y_ref)
+        parity.check(f"stacked conv2d stride1 {name} grad_input", grad_input[m], x_ref.grad)
+        for key, param in theirs.named_parameters():
+            ours = dict(stacked.named_parameters())[key].grad[m]
+            parity.check(f"stacked conv2d stride1 {name} grad {key}", ours, param.grad)
+
+
 @pytest.mark.parametrize("name", ["k2x3-s3x1-p0x1", "k3-s2-p1", "k2-s2"])
 def test_conv2d_backward_equals_central_differences(name):
     c, o, kernel, stride, padding, (h, w) = CONV_CASES[name]
@@ -232,6 +275,26 @@ def test_maxpool2d_padding_named_cases_equal_torch(parity, name):
     ours, theirs = maxpool2d_pair(kernel, stride, padding)
     compare_with_autograd(parity, f"maxpool2d {name}", ours, theirs, x)
     assert ours.padding == ((padding, padding) if isinstance(padding, int) else padding)
+
+
+# Disjoint windows (stride >= kernel) write each cell's gradient straight into dL/dx, zeroing
+# first only where some position is in no window: (kernel, stride, padding, (H, W)).
+POOL_DISJOINT_CASES = {
+    "k2-tiles-6x6": (2, None, 0, (6, 6)),
+    "k2-rows-and-columns-left-5x7": (2, None, 0, (5, 7)),
+    "k2-s3-gaps": (2, 3, 0, (7, 8)),
+    "k3-p1-tiles-7x7": (3, None, 1, (7, 7)),
+    "k2x3-s2x3-p1x0-tiles": ((2, 3), (2, 3), (1, 0), (6, 6)),
+}
+
+
+@pytest.mark.parametrize("name", POOL_DISJOINT_CASES)
+def test_maxpool2d_disjoint_windows_gradient_equals_torch(parity, name):
+    kernel, stride, padding, (h, w) = POOL_DISJOINT_CASES[name]
+    ours, theirs = maxpool2d_pair(kernel, stride, padding)
+    x = random((2, 3, h, w), 8).round()  # few distinct values: ties
+    for _ in range(2):  # a second backward into memory the first one freed
+        compare_with_autograd(parity, f"maxpool2d {name}", ours, theirs, x)
 
 
 @pytest.mark.parametrize(
@@ -481,3 +544,23 @@ def test_layers_give_identical_results_for_every_memory_layout(layer):
     for y, grad in results[1:]:
         assert torch.equal(y, results[0][0])
         assert torch.equal(grad, results[0][1])
+
+
+def test_conv2d_first_layer_without_input_grad_accumulates_the_same_gradients():
+    """Sequential.backward(input_grad=False) takes a first Conv2d's parameter gradients alone
+    (Conv2d._accumulate, no dL/dx): the same as with dL/dx, and the cache is freed."""
+    generator = torch.Generator().manual_seed(3)
+    model = fw.Sequential(fw.Conv2d(2, 3, 3, padding=1), fw.ReLU(), fw.Flatten(), fw.Linear(48, 2))
+    model.double()
+    x = torch.randn(5, 2, 4, 4, dtype=F64, generator=generator)
+    grad = torch.randn(5, 2, dtype=F64, generator=generator)
+    model(x)
+    assert model.backward(grad) is not None
+    with_input = {name: param.grad.clone() for name, param in model.named_parameters()}
+    model.zero_grad()
+    model(x)
+    assert model.backward(grad, input_grad=False) is None
+    for name, param in model.named_parameters():
+        assert torch.equal(param.grad, with_input[name]), name
+    with pytest.raises(RuntimeError, match="backward called twice"):
+        model[0].backward(torch.zeros(5, 3, 4, 4, dtype=F64))

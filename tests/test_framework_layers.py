@@ -201,6 +201,25 @@ def test_activation_at_kinks_equals_torch(parity, name):
     assert derivative[0, 1].item() == DERIVATIVE_AT_ZERO[name]  # -0.0 too
 
 
+@pytest.mark.parametrize("variant", ["backward", "in-place"])
+def test_relu_gradient_at_nan_zero_and_signed_zero_equals_torch(variant):
+    """torch's ReLU gradient is 0 where its output is ≤ 0, so a NaN input passes g on (the
+    order-swap of stack's ReLU and MaxPool2d relies on it); both of our backward variants."""
+    x = torch.tensor([math.nan, 0.0, -0.0, -1.0, 2.0, -math.inf, math.inf], dtype=torch.float64)
+    grad = torch.tensor([5.0, 1.0, -1.0, 2.0, 3.0, 4.0, -6.0], dtype=torch.float64)
+    layer = fw.ReLU()
+    y = layer(x.clone())
+    ours = layer.backward(grad.clone()) if variant == "backward" else None
+    if ours is None:
+        layer(x.clone())
+        ours = layer._backward_inplace(grad.clone())
+    x_ref = x.clone().requires_grad_()
+    y_ref = torch.relu(x_ref)
+    y_ref.backward(grad)
+    torch.testing.assert_close(y, y_ref.detach(), atol=0, rtol=0, equal_nan=True)
+    torch.testing.assert_close(ours, x_ref.grad, atol=0, rtol=0)
+
+
 BCE_PREDICTIONS = [
     0.0,
     5e-324,

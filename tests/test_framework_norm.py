@@ -18,6 +18,7 @@ from module_check import check_central_differences, compare_with_autograd, in_la
 
 import framework as fw
 from bench.harness.reference import torch_module
+from framework import batchnorm
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=30)  # the rest: conftest's profile
@@ -102,6 +103,57 @@ def test_batchnorm_train_then_eval_equals_torch(parity, case):
         check_state(parity, name, ours, theirs)
 
 
+# The per-channel sums of products as one batched dot product (batchnorm._sum_of_products)
+# when each channel's values are one run of memory (a convolution's output, batch innermost:
+# layout (C, H, W, N)); the other layouts through (a·b).sum. Memory orders, outermost first.
+CHANNEL_RUNS = (1, 2, 3, 0)
+LAYOUT_CASES = {
+    "x-chwn-grad-chwn": (CHANNEL_RUNS, CHANNEL_RUNS),
+    "x-chwn-grad-nchw": (CHANNEL_RUNS, (0, 1, 2, 3)),
+    "x-nchw-grad-chwn": ((0, 1, 2, 3), CHANNEL_RUNS),
+    "x-cnhw-grad-cnhw": ((1, 0, 2, 3), (1, 0, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("dot_min", [0, None], ids=["dot-at-any-size", "dot-threshold"])
+@pytest.mark.parametrize("name", LAYOUT_CASES)
+def test_batchnorm2d_channel_run_layouts_equal_torch(parity, monkeypatch, name, dot_min):
+    if dot_min is not None:  # the batched dot product also for these small maps
+        monkeypatch.setattr(batchnorm, "_DOT_MIN", dot_min)
+    layout, grad_layout = LAYOUT_CASES[name]
+    ours, theirs = batchnorm_pair("2d", 3, 4)
+    generator = torch.Generator().manual_seed(4)
+    x = in_layout(torch.randn(5, 3, 4, 2, dtype=F64, generator=generator) * 3 + 1, layout)
+    grad = in_layout(torch.randn(5, 3, 4, 2, dtype=F64, generator=generator), grad_layout)
+    compare_with_autograd(parity, f"batchnorm2d {name}", ours, theirs, x, grad)
+    check_state(parity, f"batchnorm2d {name}", ours, theirs)
+
+
+def test_stacked_batchnorm2d_channel_runs_equal_each_model_alone(parity, monkeypatch):
+    """(M, C, H, W, N) memory, as a stacked convolution's output: each model's slice equals its
+    own BatchNorm2d (outputs, dL/dx, dL/dγ, dL/dβ, running statistics), the stack through the
+    batched dot product, each model alone through a·b then sum (as below _DOT_MIN)."""
+    monkeypatch.setattr(batchnorm, "_DOT_MIN", 2 * 3 * 4 * 2 * 5)  # the stack's size
+    alone = [batchnorm_pair("2d", 3, seed)[0] for seed in range(2)]
+    stacked = fw.stack(alone)
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 3, 4, 2, 5, dtype=F64, generator=generator).permute(0, 4, 1, 2, 3)
+    grad = torch.randn(2, 3, 4, 2, 5, dtype=F64, generator=generator).permute(0, 4, 1, 2, 3)
+    y, grad_input = stacked(x), stacked.backward(grad)
+    for m, layer in enumerate(alone):
+        parity.check("stacked batchnorm2d channel runs forward", y[m], layer(x[m]))
+        parity.check(
+            "stacked batchnorm2d channel runs grad_input", grad_input[m], layer.backward(grad[m])
+        )
+        for key, value in layer.state_dict().items():
+            parity.check(
+                f"stacked batchnorm2d channel runs {key}", stacked.state_dict()[key][m], value
+            )
+        for key, param in layer.named_parameters():
+            stacked_grad = dict(stacked.named_parameters())[key].grad[m]
+            parity.check(f"stacked batchnorm2d channel runs grad {key}", stacked_grad, param.grad)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum0.1", "cumulative"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_running_statistics_over_several_steps_equal_torch(parity, kind, momentum):
@@ -174,3 +226,19 @@ def test_eps_not_positive_is_refused_at_construction_naming_it(kind, eps):
     with pytest.raises(ValueError, match=rf"^{layer.__name__}: eps must be in \(0.0, inf\], got "):
         layer(3, eps=eps)
     assert layer(3, eps=5e-324).eps == 5e-324  # any positive ε is accepted, like torch
+
+
+def test_channel_rows_view_each_channels_run_or_refuse():
+    """batchnorm._rows: a (K, 1, n) view (no copy) of a batch-innermost map, one row per
+    (model,) channel; None where a channel's values are not one run."""
+    x = torch.arange(2 * 3 * 4 * 5, dtype=F64).reshape(2, 3, 4, 5)  # (M, C, H, N) memory
+    stacked = x.permute(0, 3, 1, 2)  # (M, N, C, H): the stacked BatchNorm's view
+    rows = batchnorm._rows(stacked, (1, 3))
+    assert rows is not None and rows.data_ptr() == x.data_ptr()
+    assert torch.equal(rows.flatten(1), x.reshape(6, 20))
+    features = torch.arange(15, dtype=F64).reshape(3, 5)
+    assert batchnorm._rows(features.t(), (0,)) is not None  # (N, C) of (C, N) memory: BatchNorm1d
+    assert batchnorm._rows(features, (0,)) is None  # (N, C) memory: channels are columns, not runs
+    assert (
+        batchnorm._rows(stacked[:, :4], (1, 3)) is None
+    )  # a slice of the batch: gaps between runs

@@ -13,6 +13,7 @@ tests/test_framework_contract.py.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -350,6 +351,56 @@ def test_stacked_cnn_30_steps_equal_each_model_alone(parity, name, optimizer):
         twin.load_state_dict(back[m].state_dict(), strict=True)
         twin.eval()
         parity.check(f"{case} unstacked vs torch", back[m](x[m]), twin(x[m]).detach())
+
+
+# The stacked program runs ReLU after a MaxPool2d that follows it (stack's docstring proves the
+# two orders equal): kernel, stride, padding; the digits CNN's k2 first.
+RELU_POOL_CASES = {"k2": (2, None, 0), "k3-s2-p1": (3, 2, 1), "k2-s1-overlapping": (2, 1, 0)}
+RELU_POOL_VALUES = [-2.0, -1.0, -0.0, 0.0, 0.0, 1.0, 1.0, 2.0, math.inf, -math.inf, math.nan]
+
+
+def relu_pool_input(generator: torch.Generator) -> torch.Tensor:
+    """(M, 2, 2, 6, 6) from a few values: ties (also at 0 and −0), ±∞ and NaN all over, plus
+    named windows in the top-left 2×2 of each map: all ≤ 0, tied positives, two NaNs, one NaN."""
+    picks = torch.randint(len(RELU_POOL_VALUES), (M, 2, 2, 6, 6), generator=generator)
+    x = torch.tensor(RELU_POOL_VALUES, dtype=F64)[picks]
+    x[0, :, :, :2, :2] = torch.tensor([[-1.0, -0.0], [0.0, -math.inf]], dtype=F64)
+    x[1, :, :, :2, :2] = torch.tensor([[1.0, 2.0], [2.0, 2.0]], dtype=F64)
+    x[2, :, :, :2, :2] = torch.tensor([[math.nan, 5.0], [math.nan, 1.0]], dtype=F64)
+    x[3, :, :, :2, :2] = torch.tensor([[-3.0, math.nan], [7.0, 0.0]], dtype=F64)
+    return x
+
+
+@pytest.mark.parametrize("name", RELU_POOL_CASES)
+def test_stacked_relu_then_maxpool_runs_pooled_first_and_equals_torch_exactly(name):
+    """Outputs and dL/dx of every model's slice equal torch.autograd's through nn.ReLU then
+    nn.MaxPool2d, and the model alone's, bit for bit (NaN where torch has NaN; overlapping
+    windows: dL/dx to torch's rounding of their sums), on ties, zeros,
+    ±∞ and NaN windows; the program runs the pooling first, the layers keep their order."""
+    kernel, stride, padding = RELU_POOL_CASES[name]
+    models = [fw.Sequential(fw.ReLU(), fw.MaxPool2d(kernel, stride, padding)) for _ in range(M)]
+    stacked = fw.stack(models)
+    assert stacked._program == (1, 0)
+    assert [type(layer) for layer in stacked] == [fw.ReLU, fw.StackedMaxPool2d]
+    generator = torch.Generator().manual_seed(17)
+    x = relu_pool_input(generator)
+    y = stacked(x)
+    grad = torch.randn(y.shape, dtype=F64, generator=generator)
+    grad_input = stacked.backward(grad.clone())
+    exact = {"atol": 0, "rtol": 0, "equal_nan": True}
+    # Where windows overlap, a shared winner's gradients are summed in another order than
+    # torch's: rounding only (the model alone sums as the stack does, bit for bit).
+    summed = exact if (stride or kernel) >= kernel else {**exact, "atol": 1e-14, "rtol": 1e-14}
+    for m, model in enumerate(models):
+        theirs = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MaxPool2d(kernel, stride, padding))
+        x_ref = x[m].clone().requires_grad_()
+        y_ref = theirs(x_ref)
+        y_ref.backward(grad[m])
+        torch.testing.assert_close(y[m], y_ref.detach(), **exact)
+        torch.testing.assert_close(grad_input[m], x_ref.grad, **summed)
+        torch.testing.assert_close(model(x[m]), y[m], **exact)
+        torch.testing.assert_close(model.backward(grad[m].clone()), grad_input[m], **exact)
+    assert not x_ref.grad.isnan().any()  # torch passes a finite gradient to NaN inputs
 
 
 def test_stacked_dropout_draws_each_models_masks_from_a_copy_of_its_generator():

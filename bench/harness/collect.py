@@ -295,6 +295,32 @@ def _check_range(column: str, values: pd.Series) -> None:
         )
 
 
+_NAN_BITS = np.array([np.nan]).view("int64")[0]
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """What `check_table` compares rows by: values equal exactly when their text is
+    (``astype(str)``, which keeps NaN as NaN: every NaN is one value, -0.0 is not 0.0).
+
+    Numbers are not written out as text, the slow part of checking a large table: a float64
+    column is compared by its bits (every NaN given the same ones), an Int64 column as it is
+    (a missing value is one value); any other column by its text."""
+    if not frame.columns.is_unique:
+        return frame.astype(str)
+    columns = {}
+    for name, values in frame.items():
+        if values.dtype == "float64":
+            numbers = values.to_numpy()
+            bits = numbers.view("int64").copy()
+            bits[np.isnan(numbers)] = _NAN_BITS
+            columns[name] = bits
+        elif isinstance(values.dtype, pd.Int64Dtype):
+            columns[name] = values.array
+        else:
+            columns[name] = values.astype(str).array
+    return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
+
+
 def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataFrame, list[str]]:
     """Validate a results table and type it (`conform`): the one check of collect (each job's
     rows) and the report (the table it reads).
@@ -316,7 +342,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
                 _check_range(column, out[column])
     notes: list[str] = []
     if duplicates != "keep" and len(out):
-        repeated = out.astype(str).duplicated()
+        repeated = _as_text(out).duplicated()
         if repeated.any() and duplicates == "refuse":
             raise TableError(f"{int(repeated.sum())} rows repeat another row exactly")
         if repeated.any():
@@ -331,7 +357,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
             if {"fold", "epoch"} <= set(out.columns)
             else out.iloc[:0]
         )
-        clash = curves[key].astype(str).duplicated(keep=False)
+        clash = _as_text(curves[key]).duplicated(keep=False)
         unkeyed = [c for c in ("lr", "seed", "config_id") if c not in out.columns]
         if clash.any() and unkeyed and "experiment" in out.columns:
             # without those columns the rows cannot be told apart: leave out those experiments
@@ -345,7 +371,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
                 out = out[~gone.to_numpy()]
             clash = clash.iloc[:0]
         if clash.any():
-            clash = curves[key].astype(str).duplicated()
+            clash = _as_text(curves[key]).duplicated()
             raise TableError(
                 f"{int(clash.sum())} rows hold the same experiment, configuration, fold and "
                 "epoch as another row with other values (two tables merged? collect keeps the "

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +124,13 @@ def rows(result: JobResult, job: str) -> list[dict[str, Any]]:
         "finished": result.finished or result.started,
     }
     done = result.done_models()
-    out = [  # a run held twice (a hand-edited file): its first copy, as a re-run keeps
-        {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr}
-        | {"status": run.status}
-        | asdict(record)
-        for run in result.unique_runs()
-        if (run.lr, run.fold) in done
-        for record in run.epochs
-    ]
+    out = []
+    for run in result.unique_runs():  # a run held twice (a hand-edited file): its first copy
+        if (run.lr, run.fold) not in done:
+            continue
+        head = {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr,
+                "status": run.status}  # fmt: skip
+        out += [head | vars(record) for record in run.epochs]  # numbers only: no copies needed
     if result.status == "failed":
         out += [
             {**common, "framework": name, "lr": lr, "status": "failed"}
@@ -148,16 +147,17 @@ def newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values("finished", kind="stable", na_position="first")
     keys = ["experiment", "config_id", "framework", "lr", "fold", "epoch"]
     frame = frame.drop_duplicates(keys, keep="last")
-    failed = frame["status"] == "failed"
+    failed = (frame["status"] == "failed").to_numpy(dtype=bool)
     jobs = ["experiment", "config_id"]
     done = frame[~failed].groupby(jobs)["finished"].max().to_dict()
-    superseded = [
-        bad and key in done and done[key] > finished
-        for bad, key, finished in zip(
-            failed, frame[jobs].itertuples(index=False, name=None), frame["finished"], strict=True
-        )
-    ]
-    return frame[~pd.Series(superseded, index=frame.index, dtype=bool)]
+    superseded = np.zeros(len(frame), dtype=bool)
+    where = np.flatnonzero(failed)  # a few rows: one per framework of a failed job
+    bad = frame.iloc[where]
+    for position, key, finished in zip(
+        where, bad[jobs].itertuples(index=False, name=None), bad["finished"], strict=True
+    ):
+        superseded[position] = key in done and done[key] > finished
+    return frame[~superseded]
 
 
 def newest_config(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -577,6 +577,7 @@ def history(
     # A claim reads its experiment's rows only: a look that holds the same rows of it as an
     # earlier look (an experiment with fewer replicates than the table's largest) has the same
     # verdict. Looks only add rows, so the same number of rows is the same rows.
+    # A look that holds every row of it reads the whole table (its replicate tables computed).
     experiment = {spec: views.experiment_rows(df, spec.experiment, grid=True) for spec in specs}
     seen: dict[tuple[ClaimSpec, int], str] = {}
     rows = []
@@ -586,7 +587,8 @@ def history(
         for spec in specs if not whole else ():
             look = at_most(experiment[spec], n)
             if (spec, len(look)) not in seen:
-                seen[spec, len(look)] = verdicts_at(look, [spec], design)[spec.key]
+                table = df if len(look) == len(experiment[spec]) else look
+                seen[spec, len(look)] = verdicts_at(table, [spec], design)[spec.key]
             verdicts[spec.key] = seen[spec, len(look)]
         for key, verdict in verdicts.items():
             rows.append({"replicates": n, "key": key, "verdict": verdict})

@@ -23,11 +23,12 @@ _TABLES: dict[int, tuple[weakref.ref[Any], dict[Hashable, Any]]] = {}
 """Per live table (by ``id``): a weak reference to it and its computed values by key."""
 
 
-def _forget(table_id: int) -> Callable[[weakref.ref[Any]], None]:
+def _forget(table_id: int, tables: dict[int, Any] = _TABLES) -> Callable[[weakref.ref[Any]], None]:
+    # ``tables`` bound now: at interpreter exit the module's globals may already be gone
     def forget(ref: weakref.ref[Any]) -> None:
-        entry = _TABLES.get(table_id)
+        entry = tables.get(table_id)
         if entry is not None and entry[0] is ref:  # not a newer table at the same address
-            del _TABLES[table_id]
+            del tables[table_id]
 
     return forget
 

@@ -353,7 +353,12 @@ def expected_configs(name: str) -> list[dict[str, str]]:
 def missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], str]]:
     """The expected configurations of an experiment with no fold reaching its final epoch, each
     with why: ``'failed'`` (its job failed), ``'diverged'`` (every fold diverged) or ``'not run'``.
+    Computed once per table (`memo`).
     """
+    return list(memo.once(df, ("missing_configs", name), lambda: _missing_configs(df, name)))
+
+
+def _missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], str]]:
     curves, _ = curve_rows(df, name)
     swept = list(EXPERIMENTS[name].swept)
     rows = experiment_rows(df, name)

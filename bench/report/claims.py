@@ -555,8 +555,12 @@ def evaluate_claims(
 def at_most(df: pd.DataFrame, replicates: int) -> pd.DataFrame:
     """The table as it stood after ``replicates`` replicates per configuration: the folds
     below that number (failed-job rows, which have no fold, kept)."""
-    fold = df["fold"]
-    return df[fold.isna() | (fold < replicates)]
+    return df[_held(df["fold"], replicates)]
+
+
+def _held(fold: pd.Series, replicates: int) -> pd.Series:
+    """The rows `at_most` keeps: below that fold, or no fold (a failed job's)."""
+    return fold.isna() | (fold < replicates)
 
 
 def history(
@@ -576,8 +580,8 @@ def history(
     available = int(folds.max()) + 1 if len(folds) else 0
     # A claim reads its experiment's rows only: a look that holds the same rows of it as an
     # earlier look (an experiment with fewer replicates than the table's largest) has the same
-    # verdict. Looks only add rows, so the same number of rows is the same rows.
-    # A look that holds every row of it reads the whole table (its replicate tables computed).
+    # verdict; looks only add rows, so the same number of rows is the same rows. A look that
+    # holds all of them is the whole table for this claim: its replicate tables are computed.
     experiment = {spec: views.experiment_rows(df, spec.experiment, grid=True) for spec in specs}
     seen: dict[tuple[ClaimSpec, int], str] = {}
     rows = []
@@ -585,11 +589,12 @@ def history(
         whole = final is not None and n >= available
         verdicts = final if whole else {}
         for spec in specs if not whole else ():
-            look = at_most(experiment[spec], n)
-            if (spec, len(look)) not in seen:
-                table = df if len(look) == len(experiment[spec]) else look
-                seen[spec, len(look)] = verdicts_at(table, [spec], design)[spec.key]
-            verdicts[spec.key] = seen[spec, len(look)]
+            every = experiment[spec]
+            held = int(_held(every["fold"], n).sum())
+            if (spec, held) not in seen:
+                table = df if held == len(every) else at_most(every, n)
+                seen[spec, held] = verdicts_at(table, [spec], design)[spec.key]
+            verdicts[spec.key] = seen[spec, held]
         for key, verdict in verdicts.items():
             rows.append({"replicates": n, "key": key, "verdict": verdict})
     return pd.DataFrame(rows, columns=["replicates", "key", "verdict"])

@@ -380,7 +380,13 @@ def _missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], 
 
 
 def diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """One note per configuration with diverged folds: how many, out of how many."""
+    """One note per configuration with diverged folds: how many, out of how many. Computed once
+    per frame and keys (`memo`: a figure and the README note the same curves)."""
+    key = ("diverged_notes", tuple(keys))
+    return list(memo.once(curves, key, lambda: _diverged_notes(curves, keys)))
+
+
+def _diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     units = diverged_units(curves, keys)
     notes = []
     for config, group in units.groupby(list(keys), sort=False):

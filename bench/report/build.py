@@ -151,7 +151,7 @@ def _missing(df: pd.DataFrame, names: Sequence[str] = tuple(EXPERIMENTS)) -> lis
         error = error.replace("`", "'")
         out.append(f"- failed job `{row.experiment}` {job}: `{error}`")
     out += [f"- {note}." for note in df.attrs.get("ignored", [])]
-    unknown = sorted(set(df["experiment"].dropna()) - set(names))
+    unknown = sorted(set(df["experiment"].dropna().unique()) - set(names))
     for name in unknown:
         n = int((df["experiment"] == name).sum())
         known = "this report knows" if names == tuple(EXPERIMENTS) else "of this study"

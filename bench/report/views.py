@@ -131,7 +131,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
     out, notes = collect.check_table(df, duplicates="drop")
-    tuned = bool(set(df["experiment"].astype(str)) & set(TUNED))
+    tuned = bool(set(df["experiment"].astype(str).unique()) & set(TUNED))
     notes = [
         f"the results have no `{column}` column: {why}"
         for column, why in OPTIONAL_COLUMNS.items()

@@ -518,8 +518,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.report: error: {problem}", file=sys.stderr)
         return 2
     workers = max(1, min(args.workers, _cpus()))
-    if workers > 1:
-        figures.start_workers()  # their process starts while the table is read
     try:
         table = views.prepare(read_results(results))
     except (ValueError, OSError, ImportError) as exc:  # pyarrow's errors are ValueError/OSError

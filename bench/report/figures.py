@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
 from pathlib import Path
 
 import matplotlib
@@ -698,9 +699,10 @@ def drawing(
     yields the function that waits for them and returns their results, in order.
 
     With ``workers`` > 1 they are drawn in that many worker processes (a figure's time is
-    matplotlib's and seaborn's, on one core), each sent the table once. A worker draws exactly
-    what this process would: the same code, table and rc settings, so the same bytes (a test
-    compares them). With one worker they are drawn here, when the function is called.
+    matplotlib's and seaborn's, on one core), each holding the table (`_context`). A worker
+    draws exactly what this process would: the same code, table and rc settings, so the same
+    bytes (a test compares them). With one worker they are drawn here, when the function is
+    called.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if workers <= 1 or len(entries) <= 1:
@@ -710,25 +712,23 @@ def drawing(
         min(workers, len(entries)), mp_context=_context(), initializer=_receive, initargs=(df,)
     )
     try:
-        pending = [pool.submit(_build_received, entry[1], out_dir) for entry in entries]
+        with warnings.catch_warnings():  # Python ≥ 3.12 warns of every fork with threads
+            forking = "This process .* is multi-threaded"  # safe here: see `_context`
+            warnings.filterwarnings("ignore", forking, DeprecationWarning)
+            pending = [pool.submit(_build_received, entry[1], out_dir) for entry in entries]
         yield lambda: [job.result() for job in pending]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, no figure left to draw
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    # forkserver, not fork: this process holds threads (pyarrow's, OpenBLAS's), which a fork
-    # does not copy, and whatever lock one of them held stays locked in the child
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # imported once, by the server, not per worker
-    return context
-
-
-def start_workers() -> None:
-    """Start the process that `drawing` forks its workers from, ahead of need: it imports this
-    module (a second or two) while the caller reads the table."""
-    _context()
-    forkserver.ensure_running()
+    """Linux: fork. A worker starts at once with this process's modules and its table, nothing
+    sent (pickling the 311,676-row table to two workers, as spawn or forkserver must, cost more
+    than a second, and importing the modules again as much). This process holds threads when
+    it forks (pyarrow's and OpenBLAS's pools, idle), which a fork does not copy: both libraries
+    register fork handlers that restart their pools in the child, and a worker only draws.
+    Elsewhere, the platform's default (spawn on macOS, where fork is unsafe)."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else None)
 
 
 _RECEIVED: list[pd.DataFrame] = []
@@ -744,4 +744,4 @@ def _build_received(stem: str, out_dir: Path) -> FigureResult:
     return build_figure(_RECEIVED[0], entry, out_dir)
 
 
-__all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures", "drawing", "start_workers"]
+__all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures", "drawing"]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, processes
 
 from . import results
 from .catalog import CONFIG_COLUMNS
@@ -438,42 +438,59 @@ def result_files(runs_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def collect_runs(runs_dir: Path | str) -> Collection:
+def collect_runs(runs_dir: Path | str, workers: int = 1) -> Collection:
     """Every result under ``runs_dir``: the tidy table, and the failed, unreadable and partial
     jobs (a partial job's finished folds are in the table). A job whose values the table cannot
-    hold (a non-integer fold, a batch size past 64 bits) is unreadable; the others go on."""
+    hold (a non-integer fold, a batch size past 64 bits) is unreadable; the others go on.
+    ``workers`` > 1: the jobs are read in that many processes (the same table)."""
     runs_dir = Path(runs_dir)
-    frames: list[pd.DataFrame] = []
-    problems: list[Problem] = []
+    paths = result_files(runs_dir)
+    if workers > 1 and len(paths) > 1:  # reading and checking a job's file is most of the time
+        with processes.pool(min(workers, len(paths))) as pool, processes.forking():
+            jobs = list(pool.map(_read_job, paths, [runs_dir] * len(paths)))
+    else:
+        jobs = [_read_job(path, runs_dir) for path in paths]
+    frames = [job.frame for job in jobs if job.frame is not None]
+    problems = [problem for job in jobs for problem in job.problems]
     statuses: dict[str, int] = {}
-    for path in result_files(runs_dir):
-        try:
-            result = JobResult.read(path)
-            job_rows = rows(result, str(path.parent.relative_to(runs_dir)))
-            job_frame, _ = check_table(pd.DataFrame(job_rows, columns=list(COLUMNS)), "keep")
-        except ResultError as error:
-            problems.append(Problem(path, "unreadable", str(error).removeprefix(f"{path}: ")))
-            continue
-        except TableError as error:
-            problems.append(Problem(path, "unreadable", f"a value the table cannot hold: {error}"))
-            continue
-        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
-            # a config that lacks a column, or holds a value of the wrong kind
-            problems.append(Problem(path, "unreadable", f"malformed result ({error!r})"[:300]))
-            continue
-        frames.append(job_frame)
-        outcome = result.status
-        if result.status == "failed":
-            problems.append(Problem(path, "failed", result.error or "no error message"))
-        elif reason := result.incomplete():
-            outcome = "partial"
-            problems.append(Problem(path, "partial", f"{reason} (resume: re-run the same command)"))
-        statuses[outcome] = statuses.get(outcome, 0) + 1
+    for job in jobs:
+        if job.outcome:
+            statuses[job.outcome] = statuses.get(job.outcome, 0) + 1
     empty = conform(pd.DataFrame(columns=list(COLUMNS)))
     frame = pd.concat([empty, *frames], ignore_index=True) if frames else empty
     frame = newest_per_fold(conform(frame))
     frame = frame.sort_values([*SETTING, "fold", "epoch"], ignore_index=True)
     return Collection(frame, problems, statuses)
+
+
+@dataclass
+class _Job:
+    """One job as read: its rows (None when unreadable), its problems, its outcome."""
+
+    frame: pd.DataFrame | None
+    problems: list[Problem]
+    outcome: str = ""
+
+
+def _read_job(path: Path, runs_dir: Path) -> _Job:
+    try:
+        result = JobResult.read(path)
+        job_rows = rows(result, str(path.parent.relative_to(runs_dir)))
+        job_frame, _ = check_table(pd.DataFrame(job_rows, columns=list(COLUMNS)), "keep")
+    except ResultError as error:
+        return _Job(None, [Problem(path, "unreadable", str(error).removeprefix(f"{path}: "))])
+    except TableError as error:
+        return _Job(None, [Problem(path, "unreadable", f"a value the table cannot hold: {error}")])
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
+        # a config that lacks a column, or holds a value of the wrong kind
+        return _Job(None, [Problem(path, "unreadable", f"malformed result ({error!r})"[:300])])
+    if result.status == "failed":
+        return _Job(job_frame, [Problem(path, "failed", result.error or "no error message")],
+                    "failed")  # fmt: skip
+    if reason := result.incomplete():
+        problem = Problem(path, "partial", f"{reason} (resume: re-run the same command)")
+        return _Job(job_frame, [problem], "partial")
+    return _Job(job_frame, [], result.status)
 
 
 def collect(runs_dir: Path | str) -> pd.DataFrame:
@@ -548,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.is_dir():
         parser.error(f"--out {args.out} is a directory; give a file name (.parquet or .csv)")
     try:
-        found = collect_runs(args.runs_dir)
+        found = collect_runs(args.runs_dir, min(processes.WORKERS, processes.cpus()))
     except OSError as error:
         print(f"collect: error: cannot read {args.runs_dir}: {_os_error(error)}", file=sys.stderr)
         return 2

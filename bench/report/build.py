@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, processes
 from bench import study as studies
 from bench.harness import collect
 from bench.report import claims, figures, sequential, stats, tables, views
@@ -464,17 +463,6 @@ def _output_problem(out: Path) -> str | None:
     return None
 
 
-WORKERS = 2
-"""Figure-drawing processes of the command line: the report runs alone at the end of a sweep."""
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):  # Linux: the affinity (a SLURM job's CPUs), not the host's
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 when the results cannot be read)."""
     parser = argparse.ArgumentParser(
@@ -499,10 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=WORKERS,
+        default=processes.WORKERS,
         help="processes drawing the figures while the tables and claims are computed (1: all "
-        f"in this process; the files are the same); default: {WORKERS} (at most the CPUs "
-        "this process may use)",
+        f"in this process; the files are the same); default: {processes.WORKERS} (at most the "
+        "CPUs this process may use)",
     )
     args = parser.parse_args(argv)
     try:
@@ -517,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"bench.report: error: {problem}", file=sys.stderr)
         return 2
-    workers = max(1, min(args.workers, _cpus()))
+    workers = max(1, min(args.workers, processes.cpus()))
     try:
         table = views.prepare(read_results(results))
     except (ValueError, OSError, ImportError) as exc:  # pyarrow's errors are ValueError/OSError

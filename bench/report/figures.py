@@ -8,12 +8,8 @@ An experiment without results still gets its files: a figure that says what is m
 from __future__ import annotations
 
 import math
-import multiprocessing
-import sys
 import textwrap
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from bench import atomic
+from bench import atomic, processes
 from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, label
 
@@ -699,36 +695,22 @@ def drawing(
     yields the function that waits for them and returns their results, in order.
 
     With ``workers`` > 1 they are drawn in that many worker processes (a figure's time is
-    matplotlib's and seaborn's, on one core), each holding the table (`_context`). A worker
-    draws exactly what this process would: the same code, table and rc settings, so the same
-    bytes (a test compares them). With one worker they are drawn here, when the function is
-    called.
+    matplotlib's and seaborn's, on one core), each holding the table (`bench.processes.pool`).
+    A worker draws exactly what this process would: the same code, table and rc settings, so
+    the same bytes (a test compares them). With one worker they are drawn here, when the
+    function is called.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if workers <= 1 or len(entries) <= 1:
         yield lambda: [build_figure(df, entry, out_dir) for entry in entries]
         return
-    pool = ProcessPoolExecutor(
-        min(workers, len(entries)), mp_context=_context(), initializer=_receive, initargs=(df,)
-    )
+    pool = processes.pool(min(workers, len(entries)), _receive, (df,))
     try:
-        with warnings.catch_warnings():  # Python ≥ 3.12 warns of every fork with threads
-            forking = "This process .* is multi-threaded"  # safe here: see `_context`
-            warnings.filterwarnings("ignore", forking, DeprecationWarning)
+        with processes.forking():
             pending = [pool.submit(_build_received, entry[1], out_dir) for entry in entries]
         yield lambda: [job.result() for job in pending]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, no figure left to draw
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Linux: fork. A worker starts at once with this process's modules and its table, nothing
-    sent (pickling the 311,676-row table to two workers, as spawn or forkserver must, cost more
-    than a second, and importing the modules again as much). This process holds threads when
-    it forks (pyarrow's and OpenBLAS's pools, idle), which a fork does not copy: both libraries
-    register fork handlers that restart their pools in the child, and a worker only draws.
-    Elsewhere, the platform's default (spawn on macOS, where fork is unsafe)."""
-    return multiprocessing.get_context("fork" if sys.platform == "linux" else None)
 
 
 _RECEIVED: list[pd.DataFrame] = []

@@ -63,20 +63,12 @@ class EpochRecord:
     def from_dict(cls, payload: Any, where: str) -> EpochRecord:
         if not isinstance(payload, dict):
             raise ResultError(f"{where}: an epoch record is not an object")
-        values = {}
-        for name, kind in _EPOCH_FIELDS:
-            value = payload.get(name)
-            if type(value) is kind:  # the usual case, first: `_number` would return it as it is
-                values[name] = value
-            elif not (name.startswith("val_") and value is None):
-                values[name] = _number(payload, name, kind, where)
+        values = {
+            f.name: _number(payload, f.name, int if f.name == "epoch" else float, where)
+            for f in dataclasses.fields(cls)
+            if not (f.name.startswith("val_") and payload.get(f.name) is None)
+        }
         return cls(**values)
-
-
-_EPOCH_FIELDS = tuple(
-    (f.name, int if f.name == "epoch" else float) for f in dataclasses.fields(EpochRecord)
-)
-"""Each field of an epoch record and its kind (listed once: a job's file holds thousands)."""
 
 
 @dataclass

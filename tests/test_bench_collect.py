@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from bench_utils import SMALL, compose
@@ -67,3 +69,21 @@ def test_config_id_merges_fold_counts_except_in_a_crossed_design():
     assert collect.config_id(base | {"folds": 3}) == collect.config_id(base | {"folds": 10})
     crossed = base | {"vary": "crossed"}
     assert collect.config_id(crossed | {"folds": 8}) != collect.config_id(crossed | {"folds": 27})
+
+
+def test_jobs_read_in_worker_processes_give_the_same_collection(tmp_path, monkeypatch):
+    """A good job, a failed one, a partial one and an unreadable one: read in two processes or
+    here, the same table, problems (in order) and counts."""
+    app.run(compose(*SMALL), tmp_path / "good")
+    app.run(compose(*SMALL, "folds=3"), tmp_path / "partial")
+    held = json.loads((tmp_path / "partial" / "result.json").read_text())
+    held["runs"], held["status"] = held["runs"][:-1], "running"  # a killed job: one run short
+    (tmp_path / "partial" / "result.json").write_text(json.dumps(held))
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "result.json").write_text('{"schema": ')
+    monkeypatch.setattr(engines, "run_unit", lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+    app.run(compose(*SMALL, "loss=bce"), tmp_path / "failed")
+    here, there = collect.collect_runs(tmp_path), collect.collect_runs(tmp_path, workers=2)
+    pd.testing.assert_frame_equal(here.frame, there.frame)
+    assert here.problems == there.problems and here.statuses == there.statuses
+    assert [p.kind for p in here.problems] == ["failed", "partial", "unreadable"]

@@ -304,3 +304,27 @@ def test_replicates_needed_against_a_direct_search_n30():
         assert power.n == 30
         assert power.half_width == pytest.approx(sps.t.ppf(0.975, 29) * sd / math.sqrt(30))
     assert stats.replicates_needed(values, 0.0).needed == math.inf
+
+
+def test_bootstrap_t_statistics_are_the_formula_bit_for_bit() -> None:
+    """`t_star` computes in place; each number is the formula's, repeated values included."""
+    rng = np.random.default_rng(3)
+    samples = [
+        rng.normal(size=(200, 30)),
+        rng.lognormal(size=(50, 8)),
+        np.concatenate([np.ones((5, 6)), rng.normal(size=(5, 6))]),  # one repeated value
+    ]
+    for x in samples:
+        n = x.shape[-1]
+        counts = stats.design(n, 999)
+        centred = x - x.mean(axis=-1, keepdims=True)
+        shift = centred @ counts.T / n
+        var = ((centred * centred) @ counts.T / n - shift * shift) * n / (n - 1)
+        scale = np.abs(centred).max(axis=-1, keepdims=True)
+        tiny = var <= (1e-12 * scale) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = shift / np.sqrt(np.where(tiny, 1.0, var) / n)
+            flat = np.abs(shift) <= 1e-12 * scale
+            expected = np.where(tiny, np.where(flat, 0.0, np.sign(shift) * np.inf), t)
+        found = stats.t_star(x, counts)
+        assert np.array_equal(found, expected) and (np.signbit(found) == np.signbit(expected)).all()

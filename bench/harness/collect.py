@@ -21,14 +21,14 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, processes
 
 from . import results
 from .catalog import CONFIG_COLUMNS
@@ -124,14 +124,13 @@ def rows(result: JobResult, job: str) -> list[dict[str, Any]]:
         "finished": result.finished or result.started,
     }
     done = result.done_models()
-    out = [  # a run held twice (a hand-edited file): its first copy, as a re-run keeps
-        {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr}
-        | {"status": run.status}
-        | asdict(record)
-        for run in result.unique_runs()
-        if (run.lr, run.fold) in done
-        for record in run.epochs
-    ]
+    out = []
+    for run in result.unique_runs():  # a run held twice (a hand-edited file): its first copy
+        if (run.lr, run.fold) not in done:
+            continue
+        head = {**common, "framework": run.framework, "fold": run.fold, "lr": run.lr,
+                "status": run.status}  # fmt: skip
+        out += [head | vars(record) for record in run.epochs]  # numbers only: no copies needed
     if result.status == "failed":
         out += [
             {**common, "framework": name, "lr": lr, "status": "failed"}
@@ -148,16 +147,17 @@ def newest_per_fold(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values("finished", kind="stable", na_position="first")
     keys = ["experiment", "config_id", "framework", "lr", "fold", "epoch"]
     frame = frame.drop_duplicates(keys, keep="last")
-    failed = frame["status"] == "failed"
+    failed = (frame["status"] == "failed").to_numpy(dtype=bool)
     jobs = ["experiment", "config_id"]
     done = frame[~failed].groupby(jobs)["finished"].max().to_dict()
-    superseded = [
-        bad and key in done and done[key] > finished
-        for bad, key, finished in zip(
-            failed, frame[jobs].itertuples(index=False, name=None), frame["finished"], strict=True
-        )
-    ]
-    return frame[~pd.Series(superseded, index=frame.index, dtype=bool)]
+    superseded = np.zeros(len(frame), dtype=bool)
+    where = np.flatnonzero(failed)  # a few rows: one per framework of a failed job
+    bad = frame.iloc[where]
+    for position, key, finished in zip(
+        where, bad[jobs].itertuples(index=False, name=None), bad["finished"], strict=True
+    ):
+        superseded[position] = key in done and done[key] > finished
+    return frame[~superseded]
 
 
 def newest_config(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -295,6 +295,32 @@ def _check_range(column: str, values: pd.Series) -> None:
         )
 
 
+_NAN_BITS = np.array([np.nan]).view("int64")[0]
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """What `check_table` compares rows by: values equal exactly when their text is
+    (``astype(str)``, which keeps NaN as NaN: every NaN is one value, -0.0 is not 0.0).
+
+    Numbers are not written out as text, the slow part of checking a large table: a float64
+    column is compared by its bits (every NaN given the same ones), an Int64 column as it is
+    (a missing value is one value); any other column by its text."""
+    if not frame.columns.is_unique:
+        return frame.astype(str)
+    columns = {}
+    for name, values in frame.items():
+        if values.dtype == "float64":
+            numbers = values.to_numpy()
+            bits = numbers.view("int64").copy()
+            bits[np.isnan(numbers)] = _NAN_BITS
+            columns[name] = bits
+        elif isinstance(values.dtype, pd.Int64Dtype):
+            columns[name] = values.array
+        else:
+            columns[name] = values.astype(str).array
+    return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
+
+
 def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataFrame, list[str]]:
     """Validate a results table and type it (`conform`): the one check of collect (each job's
     rows) and the report (the table it reads).
@@ -316,7 +342,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
                 _check_range(column, out[column])
     notes: list[str] = []
     if duplicates != "keep" and len(out):
-        repeated = out.astype(str).duplicated()
+        repeated = _as_text(out).duplicated()
         if repeated.any() and duplicates == "refuse":
             raise TableError(f"{int(repeated.sum())} rows repeat another row exactly")
         if repeated.any():
@@ -331,7 +357,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
             if {"fold", "epoch"} <= set(out.columns)
             else out.iloc[:0]
         )
-        clash = curves[key].astype(str).duplicated(keep=False)
+        clash = _as_text(curves[key]).duplicated(keep=False)
         unkeyed = [c for c in ("lr", "seed", "config_id") if c not in out.columns]
         if clash.any() and unkeyed and "experiment" in out.columns:
             # without those columns the rows cannot be told apart: leave out those experiments
@@ -345,7 +371,7 @@ def check_table(frame: pd.DataFrame, duplicates: str = "drop") -> tuple[pd.DataF
                 out = out[~gone.to_numpy()]
             clash = clash.iloc[:0]
         if clash.any():
-            clash = curves[key].astype(str).duplicated()
+            clash = _as_text(curves[key]).duplicated()
             raise TableError(
                 f"{int(clash.sum())} rows hold the same experiment, configuration, fold and "
                 "epoch as another row with other values (two tables merged? collect keeps the "
@@ -412,42 +438,59 @@ def result_files(runs_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def collect_runs(runs_dir: Path | str) -> Collection:
+def collect_runs(runs_dir: Path | str, workers: int = 1) -> Collection:
     """Every result under ``runs_dir``: the tidy table, and the failed, unreadable and partial
     jobs (a partial job's finished folds are in the table). A job whose values the table cannot
-    hold (a non-integer fold, a batch size past 64 bits) is unreadable; the others go on."""
+    hold (a non-integer fold, a batch size past 64 bits) is unreadable; the others go on.
+    ``workers`` > 1: the jobs are read in that many processes (the same table)."""
     runs_dir = Path(runs_dir)
-    frames: list[pd.DataFrame] = []
-    problems: list[Problem] = []
+    paths = result_files(runs_dir)
+    if workers > 1 and len(paths) > 1:  # reading and checking a job's file is most of the time
+        with processes.pool(min(workers, len(paths))) as pool, processes.forking():
+            jobs = list(pool.map(_read_job, paths, [runs_dir] * len(paths)))
+    else:
+        jobs = [_read_job(path, runs_dir) for path in paths]
+    frames = [job.frame for job in jobs if job.frame is not None]
+    problems = [problem for job in jobs for problem in job.problems]
     statuses: dict[str, int] = {}
-    for path in result_files(runs_dir):
-        try:
-            result = JobResult.read(path)
-            job_rows = rows(result, str(path.parent.relative_to(runs_dir)))
-            job_frame, _ = check_table(pd.DataFrame(job_rows, columns=list(COLUMNS)), "keep")
-        except ResultError as error:
-            problems.append(Problem(path, "unreadable", str(error).removeprefix(f"{path}: ")))
-            continue
-        except TableError as error:
-            problems.append(Problem(path, "unreadable", f"a value the table cannot hold: {error}"))
-            continue
-        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
-            # a config that lacks a column, or holds a value of the wrong kind
-            problems.append(Problem(path, "unreadable", f"malformed result ({error!r})"[:300]))
-            continue
-        frames.append(job_frame)
-        outcome = result.status
-        if result.status == "failed":
-            problems.append(Problem(path, "failed", result.error or "no error message"))
-        elif reason := result.incomplete():
-            outcome = "partial"
-            problems.append(Problem(path, "partial", f"{reason} (resume: re-run the same command)"))
-        statuses[outcome] = statuses.get(outcome, 0) + 1
+    for job in jobs:
+        if job.outcome:
+            statuses[job.outcome] = statuses.get(job.outcome, 0) + 1
     empty = conform(pd.DataFrame(columns=list(COLUMNS)))
     frame = pd.concat([empty, *frames], ignore_index=True) if frames else empty
     frame = newest_per_fold(conform(frame))
     frame = frame.sort_values([*SETTING, "fold", "epoch"], ignore_index=True)
     return Collection(frame, problems, statuses)
+
+
+@dataclass
+class _Job:
+    """One job as read: its rows (None when unreadable), its problems, its outcome."""
+
+    frame: pd.DataFrame | None
+    problems: list[Problem]
+    outcome: str = ""
+
+
+def _read_job(path: Path, runs_dir: Path) -> _Job:
+    try:
+        result = JobResult.read(path)
+        job_rows = rows(result, str(path.parent.relative_to(runs_dir)))
+        job_frame, _ = check_table(pd.DataFrame(job_rows, columns=list(COLUMNS)), "keep")
+    except ResultError as error:
+        return _Job(None, [Problem(path, "unreadable", str(error).removeprefix(f"{path}: "))])
+    except TableError as error:
+        return _Job(None, [Problem(path, "unreadable", f"a value the table cannot hold: {error}")])
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
+        # a config that lacks a column, or holds a value of the wrong kind
+        return _Job(None, [Problem(path, "unreadable", f"malformed result ({error!r})"[:300])])
+    if result.status == "failed":
+        return _Job(job_frame, [Problem(path, "failed", result.error or "no error message")],
+                    "failed")  # fmt: skip
+    if reason := result.incomplete():
+        problem = Problem(path, "partial", f"{reason} (resume: re-run the same command)")
+        return _Job(job_frame, [problem], "partial")
+    return _Job(job_frame, [], result.status)
 
 
 def collect(runs_dir: Path | str) -> pd.DataFrame:
@@ -522,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.is_dir():
         parser.error(f"--out {args.out} is a directory; give a file name (.parquet or .csv)")
     try:
-        found = collect_runs(args.runs_dir)
+        found = collect_runs(args.runs_dir, min(processes.WORKERS, processes.cpus()))
     except OSError as error:
         print(f"collect: error: cannot read {args.runs_dir}: {_os_error(error)}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import atomic
+from bench import atomic, processes
 from bench import study as studies
 from bench.harness import collect
 from bench.report import claims, figures, sequential, stats, tables, views
@@ -150,7 +150,7 @@ def _missing(df: pd.DataFrame, names: Sequence[str] = tuple(EXPERIMENTS)) -> lis
         error = error.replace("`", "'")
         out.append(f"- failed job `{row.experiment}` {job}: `{error}`")
     out += [f"- {note}." for note in df.attrs.get("ignored", [])]
-    unknown = sorted(set(df["experiment"].dropna()) - set(names))
+    unknown = sorted(set(df["experiment"].dropna().unique()) - set(names))
     for name in unknown:
         n = int((df["experiment"] == name).sum())
         known = "this report knows" if names == tuple(EXPERIMENTS) else "of this study"
@@ -323,24 +323,28 @@ def build_report(
     out_dir: Path,
     results_name: str = "results.parquet",
     study: Study | None = None,
+    workers: int = 1,
 ) -> Report:
     """Write every figure, table, ``claims.csv`` and ``README.md`` of ``results`` to ``out_dir``:
-    the paper's report (``study`` None or the paper's), or a study's own (`study_report`)."""
+    the paper's report (``study`` None or the paper's), or a study's own (`study_report`).
+    ``workers`` > 1: the figures are drawn in that many processes while the tables and claims
+    are computed here (`figures.drawing`); the files are the same."""
     out_dir = Path(out_dir)
     study, stopped = as_run(study or studies.load(studies.DEFAULT), out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = views.prepare(results)
     if study.name != studies.DEFAULT:
-        return study_report(df, out_dir, results_name, study, stopped)
-    figs = figures.build_figures(df, out_dir)
-    tabs = tables.build_tables(df, out_dir)
-    plan = design(study)
-    verdicts = claims.evaluate_claims(df, study.claims, plan, stopped)
-    replay = ""
-    if plan is None:  # what replicates=auto would have concluded on these replicates
-        adaptive = Design(study.batch, study.budget.replicates)
-        replayed = claims.evaluate_claims(df, study.claims, adaptive)
-        replay = claims.replay_markdown(verdicts, replayed, adaptive)
+        return study_report(df, out_dir, results_name, study, stopped, workers)
+    with figures.drawing(df, out_dir, figures.FIGURES, workers) as drawn:
+        tabs = tables.build_tables(df, out_dir)
+        plan = design(study)
+        verdicts = claims.evaluate_claims(df, study.claims, plan, stopped)
+        replay = ""
+        if plan is None:  # what replicates=auto would have concluded on these replicates
+            adaptive = Design(study.batch, study.budget.replicates)
+            replayed = claims.evaluate_claims(df, study.claims, adaptive)
+            replay = claims.replay_markdown(verdicts, replayed, adaptive)
+        figs = drawn()
     claims_csv = _claims_csv(out_dir, verdicts)
     readme_path = out_dir / "README.md"
     atomic.write_text(readme_path, readme(df, figs, tabs, verdicts, out_dir, results_name, replay))
@@ -349,19 +353,25 @@ def build_report(
 
 
 def study_report(
-    df: pd.DataFrame, out_dir: Path, results_name: str, study: Study, stopped: str = ""
+    df: pd.DataFrame,
+    out_dir: Path,
+    results_name: str,
+    study: Study,
+    stopped: str = "",
+    workers: int = 1,
 ) -> Report:
     """A study's own report: its claims, its experiments' figures and final errors."""
     names = [catalog_name(e) for e in study.experiments]
     df = df[df["experiment"].isin(names)].reset_index(drop=True)
-    figs = [figures.build_figure(df, entry, out_dir) for entry in figures.FIGURES
-            if entry[0] in names]  # fmt: skip
-    summary = tables.summary(df)
-    summary_md = tables.summary_markdown(summary)
-    summary_csv = out_dir / "summary.csv"
-    atomic.write_text(summary_csv, summary.to_csv(index=False, lineterminator="\n"))
-    plan = design(study)
-    verdicts = claims.evaluate_claims(df, study.claims, plan, stopped if plan else "")
+    entries = [entry for entry in figures.FIGURES if entry[0] in names]
+    with figures.drawing(df, out_dir, entries, workers) as drawn:
+        summary = tables.summary(df)
+        summary_md = tables.summary_markdown(summary)
+        summary_csv = out_dir / "summary.csv"
+        atomic.write_text(summary_csv, summary.to_csv(index=False, lineterminator="\n"))
+        plan = design(study)
+        verdicts = claims.evaluate_claims(df, study.claims, plan, stopped if plan else "")
+        figs = drawn()
     claims_csv = _claims_csv(out_dir, verdicts)
     missing = _missing(df, names)
     counts = {v: sum(c.verdict == v for c in verdicts) for v in stats.VERDICTS}
@@ -474,6 +484,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="directory to write the report into; default: reports[/STUDY]"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=processes.WORKERS,
+        help="processes drawing the figures while the tables and claims are computed (1: all "
+        f"in this process; the files are the same); default: {processes.WORKERS} (at most the "
+        "CPUs this process may use)",
+    )
     args = parser.parse_args(argv)
     try:
         study = studies.load(args.study)
@@ -487,13 +505,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"bench.report: error: {problem}", file=sys.stderr)
         return 2
+    workers = max(1, min(args.workers, processes.cpus()))
     try:
         table = views.prepare(read_results(results))
     except (ValueError, OSError, ImportError) as exc:  # pyarrow's errors are ValueError/OSError
         print(f"bench.report: error: {results}: {_first_line(exc)}", file=sys.stderr)
         return 2
     try:
-        report = build_report(table, out, results.name, study)
+        report = build_report(table, out, results.name, study, workers)
     except ValueError as exc:
         print(f"bench.report: error: {results}: {_first_line(exc)}", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from bench import study
-from bench.report import sequential, stats, views
+from bench.report import memo, sequential, stats, views
 from bench.report.sequential import Design
 from bench.report.stats import NOT_EVALUATED
 from bench.report.views import label
@@ -137,7 +137,14 @@ class Missing(Exception):
 def replicate_table(df: pd.DataFrame, spec: ClaimSpec) -> pd.DataFrame:
     """The claim's metric per replicate: index (per level if any, seed, fold), one column per
     level of ``spec.column``; NaN where a replicate has no finite value (it diverged). Only the
-    rows at the spec's pins; the final epoch, or the mean over its window of epochs."""
+    rows at the spec's pins; the final epoch, or the mean over its window of epochs.
+
+    Computed once per table and claim (`memo`: the fixed design and the adaptive replay read
+    the same tables); the frame returned is shared, never to be modified."""
+    return memo.once(df, ("replicate_table", spec), lambda: _replicate_table(df, spec))
+
+
+def _replicate_table(df: pd.DataFrame, spec: ClaimSpec) -> pd.DataFrame:
     pins = dict(spec.pins)
     curves, _ = views.curve_rows(df, spec.experiment, pin=pins)
     for column, value in pins.items():  # strictly: a pin absent from the results is a gap
@@ -548,8 +555,12 @@ def evaluate_claims(
 def at_most(df: pd.DataFrame, replicates: int) -> pd.DataFrame:
     """The table as it stood after ``replicates`` replicates per configuration: the folds
     below that number (failed-job rows, which have no fold, kept)."""
-    fold = df["fold"]
-    return df[fold.isna() | (fold < replicates)]
+    return df[_held(df["fold"], replicates)]
+
+
+def _held(fold: pd.Series, replicates: int) -> pd.Series:
+    """The rows `at_most` keeps: below that fold, or no fold (a failed job's)."""
+    return fold.isna() | (fold < replicates)
 
 
 def history(
@@ -567,10 +578,23 @@ def history(
     on the whole table, already computed, used for a look that holds every replicate."""
     folds = df["fold"].dropna()
     available = int(folds.max()) + 1 if len(folds) else 0
+    # A claim reads its experiment's rows only: a look that holds the same rows of it as an
+    # earlier look (an experiment with fewer replicates than the table's largest) has the same
+    # verdict; looks only add rows, so the same number of rows is the same rows. A look that
+    # holds all of them is the whole table for this claim: its replicate tables are computed.
+    experiment = {spec: views.experiment_rows(df, spec.experiment, grid=True) for spec in specs}
+    seen: dict[tuple[ClaimSpec, int], str] = {}
     rows = []
     for n in design.looks(available) if available else []:
         whole = final is not None and n >= available
-        verdicts = final if whole else verdicts_at(at_most(df, n), specs, design)
+        verdicts = final if whole else {}
+        for spec in specs if not whole else ():
+            every = experiment[spec]
+            held = int(_held(every["fold"], n).sum())
+            if (spec, held) not in seen:
+                table = df if held == len(every) else at_most(every, n)
+                seen[spec, held] = verdicts_at(table, [spec], design)[spec.key]
+            verdicts[spec.key] = seen[spec, held]
         for key, verdict in verdicts.items():
             rows.append({"replicates": n, "key": key, "verdict": verdict})
     return pd.DataFrame(rows, columns=["replicates", "key", "verdict"])

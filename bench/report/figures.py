@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from bench import atomic
+from bench import atomic, processes
 from bench.report import variance, views
 from bench.report.views import COLUMN_TITLES, EXPERIMENTS, label
 
@@ -201,6 +202,8 @@ def _missing_notes(df: pd.DataFrame, name: str, data: pd.DataFrame) -> list[str]
 
 
 Drawer = Callable[[pd.DataFrame, pd.DataFrame, list[str]], tuple[Figure, str]]
+Entry = tuple[str, str, str, Drawer]
+"""A figure of the report: (experiment, file stem, title, drawer)."""
 
 
 def _draw_fig2(df: pd.DataFrame, data: pd.DataFrame, notes: list[str]) -> tuple[Figure, str]:
@@ -618,7 +621,7 @@ def _draw_experiment(name: str) -> Drawer:
     return draw
 
 
-_DRAWN: tuple[tuple[str, str, str, Drawer], ...] = (
+_DRAWN: tuple[Entry, ...] = (
     ("fig2_activations", "fig2_activations", "Figure 2", _draw_fig2),
     (
         "fig3_optimizers",
@@ -639,7 +642,7 @@ _DRAWN: tuple[tuple[str, str, str, Drawer], ...] = (
     ("variance_sources", "fig_variance", "Variance figure", _draw_variance),
     ("digits", "fig6_digits", "Figure 6", _draw_fig6),
 )
-FIGURES: tuple[tuple[str, str, str, Drawer], ...] = _DRAWN + tuple(
+FIGURES: tuple[Entry, ...] = _DRAWN + tuple(
     (name, f"fig_{name}", experiment.figure, _draw_experiment(name))
     for name, experiment in EXPERIMENTS.items()
     if name not in {drawn[0] for drawn in _DRAWN}
@@ -658,9 +661,7 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return [png, svg]
 
 
-def build_figure(
-    df: pd.DataFrame, entry: tuple[str, str, str, Drawer], out_dir: Path
-) -> FigureResult:
+def build_figure(df: pd.DataFrame, entry: Entry, out_dir: Path) -> FigureResult:
     """Draw and write one figure (PNG + SVG) of a prepared results frame (`views.prepare`)."""
     experiment, stem, title, draw = entry
     data, pinned = views.curve_rows(df, experiment)
@@ -680,10 +681,49 @@ def build_figure(
     return result
 
 
-def build_figures(df: pd.DataFrame, out_dir: Path) -> list[FigureResult]:
-    """Draw and write every figure of the report into ``out_dir``."""
+def build_figures(df: pd.DataFrame, out_dir: Path, workers: int = 1) -> list[FigureResult]:
+    """Draw and write every figure of the report into ``out_dir`` (in ``workers`` processes)."""
+    with drawing(df, out_dir, FIGURES, workers) as drawn:
+        return drawn()
+
+
+@contextmanager
+def drawing(
+    df: pd.DataFrame, out_dir: Path, entries: Sequence[Entry] = FIGURES, workers: int = 1
+) -> Iterator[Callable[[], list[FigureResult]]]:
+    """Draw and write the figures of ``entries`` while the caller goes on with other work:
+    yields the function that waits for them and returns their results, in order.
+
+    With ``workers`` > 1 they are drawn in that many worker processes (a figure's time is
+    matplotlib's and seaborn's, on one core), each holding the table (`bench.processes.pool`).
+    A worker draws exactly what this process would: the same code, table and rc settings, so
+    the same bytes (a test compares them). With one worker they are drawn here, when the
+    function is called.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [build_figure(df, entry, out_dir) for entry in FIGURES]
+    if workers <= 1 or len(entries) <= 1:
+        yield lambda: [build_figure(df, entry, out_dir) for entry in entries]
+        return
+    pool = processes.pool(min(workers, len(entries)), _receive, (df,))
+    try:
+        with processes.forking():
+            pending = [pool.submit(_build_received, entry[1], out_dir) for entry in entries]
+        yield lambda: [job.result() for job in pending]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error, no figure left to draw
 
 
-__all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures"]
+_RECEIVED: list[pd.DataFrame] = []
+"""In a worker process of `drawing`: the table it draws from (`_receive`)."""
+
+
+def _receive(df: pd.DataFrame) -> None:
+    _RECEIVED[:] = [df]
+
+
+def _build_received(stem: str, out_dir: Path) -> FigureResult:
+    entry = next(entry for entry in FIGURES if entry[1] == stem)
+    return build_figure(_RECEIVED[0], entry, out_dir)
+
+
+__all__ = ["FIGURES", "FigureResult", "build_figure", "build_figures", "drawing"]

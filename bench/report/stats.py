@@ -246,11 +246,22 @@ def t_star(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """
     n = x.shape[-1]
     centred = x - x.mean(axis=-1, keepdims=True)
-    shift = centred @ counts.T / n
-    square = (centred * centred) @ counts.T / n
-    var = (square - shift * shift) * n / (n - 1)
+    # Each array below holds B values per sample (up to 2 million): its passes over memory are
+    # the cost, so the arithmetic is done in place where the formula makes a temporary. The
+    # same operations in the same order: the same numbers, bit for bit.
+    shift = centred @ counts.T
+    shift /= n
+    var = (centred * centred) @ counts.T
+    var /= n
+    var -= shift * shift
+    var *= n
+    var /= n - 1
     scale = np.abs(centred).max(axis=-1, keepdims=True)
     tiny = var <= (1e-12 * scale) ** 2  # one repeated value (up to rounding)
+    if not tiny.any():  # the usual case: T* = shift / √(var/n), nothing to replace
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var /= n
+            return np.divide(shift, np.sqrt(var, out=var), out=var)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = shift / np.sqrt(np.where(tiny, 1.0, var) / n)
     flat = np.abs(shift) <= 1e-12 * scale

@@ -23,6 +23,7 @@ import pandas as pd
 from bench import registry
 from bench.harness import catalog, collect
 from bench.harness.catalog import CONFIG_COLUMNS
+from bench.report import memo
 
 DEFAULTS: dict[str, str] = catalog.defaults()
 """The value of each configuration column in the default job (conf/config.yaml): what an
@@ -130,7 +131,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"results lack required column(s): {', '.join(missing)}")
     out, notes = collect.check_table(df, duplicates="drop")
-    tuned = bool(set(df["experiment"].astype(str)) & set(TUNED))
+    tuned = bool(set(df["experiment"].astype(str).unique()) & set(TUNED))
     notes = [
         f"the results have no `{column}` column: {why}"
         for column, why in OPTIONAL_COLUMNS.items()
@@ -155,10 +156,17 @@ TUNED: dict[str, tuple[float, ...]] = {
 
 def experiment_rows(df: pd.DataFrame, name: str, grid: bool = False) -> pd.DataFrame:
     """Every row of one experiment, failed-job rows included. For a tuned experiment, each
-    replicate's rows at the learning rate that replicate chose (`lr_choices`), unless ``grid``."""
-    rows = df[df["experiment"] == name]
+    replicate's rows at the learning rate that replicate chose (`lr_choices`), unless ``grid``.
+
+    Selected once per table (`memo`: the report asks for each experiment hundreds of times); the
+    frame returned is shared, never to be modified."""
+    return memo.once(df, ("experiment_rows", name, grid), lambda: _experiment_rows(df, name, grid))
+
+
+def _experiment_rows(df: pd.DataFrame, name: str, grid: bool) -> pd.DataFrame:
     if name not in TUNED or grid:
-        return rows
+        return df[df["experiment"] == name]
+    rows = experiment_rows(df, name, grid=True)
     chosen = lr_choices(rows)[[*SELECTION_KEYS, "seed", "fold", "chosen_lr"]].dropna()
     picked = pd.MultiIndex.from_frame(chosen).to_list()
     keys = rows[[*SELECTION_KEYS, "seed", "fold", "lr"]]
@@ -183,7 +191,13 @@ def lr_choices(rows: pd.DataFrame) -> pd.DataFrame:
     ties go to the lower validation loss, then the smaller lr. Columns: the configuration,
     ``seed``, ``fold``, ``chosen_lr`` (NaN when every rate diverged), its ``val_error`` and
     ``val_loss``, ``n_lrs`` (the grid's size) and ``n_excluded`` (rates at which it diverged).
+
+    Computed once per frame (`memo`); the frame returned is shared, never to be modified.
     """
+    return memo.once(rows, "lr_choices", lambda: _lr_choices(rows))
+
+
+def _lr_choices(rows: pd.DataFrame) -> pd.DataFrame:
     curves = rows[rows["fold"].notna() & rows["epoch"].notna()]
     if curves.empty:
         return pd.DataFrame(columns=CHOICE_COLUMNS)
@@ -253,7 +267,18 @@ def curve_rows(
     the preferred one (``pin``, else the default) when present, else the first in canonical order.
     Returns the rows (``fold`` and ``epoch`` as plain ints) and one note per column held fixed
     while the results hold several values.
+
+    Computed once per table and ``pin`` (`memo`); the frame returned is shared, never to be
+    modified.
     """
+    pins = tuple((pin or {}).items())  # in order: the order of the notes follows it
+    rows, notes = memo.once(df, ("curve_rows", name, pins), lambda: _curve_rows(df, name, pin))
+    return rows, list(notes)
+
+
+def _curve_rows(
+    df: pd.DataFrame, name: str, pin: dict[str, str] | None
+) -> tuple[pd.DataFrame, list[str]]:
     exp = EXPERIMENTS[name]
     rows = experiment_rows(df, name)
     rows = rows[rows["fold"].notna() & rows["epoch"].notna()]
@@ -328,7 +353,12 @@ def expected_configs(name: str) -> list[dict[str, str]]:
 def missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], str]]:
     """The expected configurations of an experiment with no fold reaching its final epoch, each
     with why: ``'failed'`` (its job failed), ``'diverged'`` (every fold diverged) or ``'not run'``.
+    Computed once per table (`memo`).
     """
+    return list(memo.once(df, ("missing_configs", name), lambda: _missing_configs(df, name)))
+
+
+def _missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], str]]:
     curves, _ = curve_rows(df, name)
     swept = list(EXPERIMENTS[name].swept)
     rows = experiment_rows(df, name)
@@ -350,7 +380,13 @@ def missing_configs(df: pd.DataFrame, name: str) -> list[tuple[dict[str, str], s
 
 
 def diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
-    """One note per configuration with diverged folds: how many, out of how many."""
+    """One note per configuration with diverged folds: how many, out of how many. Computed once
+    per frame and keys (`memo`: a figure and the README note the same curves)."""
+    key = ("diverged_notes", tuple(keys))
+    return list(memo.once(curves, key, lambda: _diverged_notes(curves, keys)))
+
+
+def _diverged_notes(curves: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     units = diverged_units(curves, keys)
     notes = []
     for config, group in units.groupby(list(keys), sort=False):

@@ -8,11 +8,11 @@ claim is supported or contradicted, or when the budget (replicates or minutes) i
 the experiments with an undecided claim get the next batch. Then it writes the study's report:
 ``reports/`` for the paper's study, ``reports/<name>/`` for any other.
 
-Every batch is an ordinary sweep (``python -m bench experiment=X folds=n``, run in this process:
-`app.in_process`), trained as stacked programs, and each job keeps its finished folds: a killed study keeps its finished batches, and
-a re-run continues from the replicates on disk (fold k draws the same data, initial weights and
-batch order whatever the batch; in float32 its rounding can depend on the size of the stack it
-was trained in).
+Every batch is an ordinary sweep (``python -m bench experiment=X folds=n``, run in this
+process: `app.in_process`), trained as stacked programs, and each job keeps its finished folds:
+a killed study keeps its finished batches, and a re-run continues from the replicates on disk
+(fold k draws the same data, initial weights and batch order whatever the batch; in float32 its
+rounding can depend on the size of the stack it was trained in).
 Extra ``key=value`` overrides go to every sweep (``epochs=20``).
 """
 

@@ -43,9 +43,6 @@ from bench.study.spec import (
     report_dir,
 )
 
-#: `Runner.command`'s start, before the overrides
-PYTHON_M_BENCH = (sys.executable, "-m", "bench")
-COMMAND_PREFIX = len(PYTHON_M_BENCH)
 #: the job directory leaves out the number of folds, so every batch extends the same jobs
 EXCLUDE_KEYS = "[experiment,name,hydra/launcher,hydra.launcher.n_jobs,folds]"
 
@@ -64,22 +61,26 @@ class Runner:
     overrides: list[str]
     launcher: str
 
-    def command(self, experiment: str, replicates: int) -> list[str]:
-        """The command of one experiment's whole sweep at ``replicates`` (an experiment whose
+    def arguments(self, experiment: str, replicates: int) -> list[str]:
+        """The overrides of one experiment's whole sweep at ``replicates`` (an experiment whose
         file sets its own folds, such as a crossed design whose folds are its design, keeps
         them)."""
         name = catalog.experiments()[experiment].name
-        command = [*PYTHON_M_BENCH, f"experiment={experiment}",
-                   f"hydra/launcher={self.launcher}", f"hydra.sweep.dir={self.runs / name}",
-                   f"hydra.job.config.override_dirname.exclude_keys={EXCLUDE_KEYS}"]  # fmt: skip
+        arguments = [f"experiment={experiment}", f"hydra/launcher={self.launcher}",
+                     f"hydra.sweep.dir={self.runs / name}",
+                     f"hydra.job.config.override_dirname.exclude_keys={EXCLUDE_KEYS}"]  # fmt: skip
         if not own_folds(experiment):
-            command.append(f"folds={replicates}")
-        return [*command, *self.overrides]
+            arguments.append(f"folds={replicates}")
+        return [*arguments, *self.overrides]
+
+    def command(self, experiment: str, replicates: int) -> list[str]:
+        """The same sweep as a command line (``python -m bench ARGUMENTS``)."""
+        return [sys.executable, "-m", "bench", *self.arguments(experiment, replicates)]
 
     def sweep(self, experiment: str, replicates: int) -> int:
-        """Run one experiment's sweep (`command`) in this process (`app.in_process`: the same
-        Hydra sweep, without starting Python and torch again); its exit status."""
-        return app.in_process(self.command(experiment, replicates)[COMMAND_PREFIX:])
+        """Run one experiment's sweep (`arguments`) in this process (`app.in_process`: the same
+        Hydra sweep as `command`'s, without starting Python and torch again); its exit status."""
+        return app.in_process(self.arguments(experiment, replicates))
 
     def table(self) -> tuple[pd.DataFrame, collect.Collection]:
         """The study's experiments' rows of everything under the runs directory."""

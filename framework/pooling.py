@@ -54,7 +54,7 @@ class MaxPool2d(Module):
           (and likewise OW).
     """
 
-    _cache = ("index", "input_shape", "input_layout")
+    _cache = ("index", "input", "input_shape", "input_layout")
     # The output and dL/dx are new tensors, kept nowhere (framework.module's contract, 2 and 3):
     # a ReLU next to the pooling then works in place (no tensor of its size allocated).
     _fresh_output = _fresh_grad = True
@@ -90,6 +90,8 @@ class MaxPool2d(Module):
                     f"MaxPool2d: {name}={value!r} is not supported; only False (torch's default)"
                 )
         self.index: torch.Tensor | None = None  # (N, C, OH, OW) winning cell a·kw + b, as floats
+        self.input: torch.Tensor | None = None  # eval mode: the input, to find the winners from
+        self.input_version = 0
         self.input_shape: torch.Size | None = None
         self.input_layout: tuple[int, ...] | None = None
 
@@ -112,13 +114,32 @@ class MaxPool2d(Module):
         return self._pool(x)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        """forward's work on x of shape (..., H, W): the last two dimensions pooled."""
+        """forward's work on x of shape (..., H, W): the last two dimensions pooled. In eval
+        mode only the maxima: the winners (2/3 of the passes) are found by a backward, from
+        the input, if one comes (evaluation runs forwards alone)."""
         size = tuple(x.shape[-2:])
         oh, ow = _output_size(self, size, self.kernel_size, self.stride, self.padding)
+        layout = _layout(x)
+        self.input_shape, self.input_layout = x.shape, layout
+        if self.training:
+            best, self.index = self._winners(x, oh, ow, layout)
+            self.input = None
+            return best
+        self.index, self.input, self.input_version = None, x, x._version
+        first, *rest = self._cells(self._padded(x, layout), oh, ow)
+        best = _empty(first.shape, layout, x)
+        for cell_index, cell in enumerate(rest, 1):  # the running maximum, NaN propagating
+            torch.maximum(first if cell_index == 1 else best, cell, out=best)
+        return best if rest else best.copy_(first)  # (N, C, OH, OW)
+
+    def _winners(
+        self, x: torch.Tensor, oh: int, ow: int, layout: tuple[int, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the pooled maxima, the index of each window's winning cell a·kw + b as floats), both
+        (N, C, OH, OW) laid out like x."""
         # One pass per kernel cell over (N, C, OH, OW) views of x: no window copy and no
         # reduction over a short last dimension (both slow on CPU). The masks are written as
         # 0./1. floats into tensors laid out like x (bool results cost 4x more on CPU).
-        layout = _layout(x)
         first, *rest = self._cells(self._padded(x, layout), oh, ow)
         # Without padding every window starts at cell 0: the index is 0 until cell 1, whose
         # win mask (1 where it wins) is then the index itself (no zeros written, no max taken).
@@ -136,8 +157,23 @@ class MaxPool2d(Module):
                 index, wins = wins, _empty(first.shape, layout, x)
             else:  # cells come in increasing order: a win makes the index the largest so far
                 torch.maximum(index, wins.mul_(cell_index), out=index)
-        self.index, self.input_shape, self.input_layout = index, x.shape, layout
-        return best if rest else best.copy_(first)  # (N, C, OH, OW)
+        return (best if rest else best.copy_(first)), index
+
+    def _index(self) -> torch.Tensor:
+        """The winners forward found (training), or found now from its input (eval)."""
+        if self.index is not None:
+            return self.index
+        x = self._saved(self.input)
+        if x._version != self.input_version:
+            raise RuntimeError(
+                f"{self!r}: its input was modified in place between forward and backward (in "
+                "eval mode backward finds the windows' winners from the input, as torch "
+                "autograd refuses a modified saved tensor)"
+            )
+        oh, ow = _output_size(
+            self, tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding
+        )
+        return self._winners(x, oh, ow, self.input_layout)[1]
 
     def _padded(self, x: torch.Tensor, layout: tuple[int, ...]) -> torch.Tensor:
         """x itself, or with padding a copy inside a −∞ border (laid out like x): a padded cell
@@ -165,8 +201,13 @@ class MaxPool2d(Module):
         return index.copy_(rows.unsqueeze(1) * kw + columns)  # (OH, OW) over every (n, c)
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        index = self._saved(self.index, grad_output)
-        input_shape, layout = self.input_shape, self.input_layout
+        input_shape, layout = self._saved(self.input_shape), self.input_layout
+        index = self._index()
+        if grad_output.shape != index.shape:
+            raise ValueError(
+                f"{self!r}: expected grad_output of shape {tuple(index.shape)} (its forward "
+                f"output), got {tuple(grad_output.shape)}"
+            )
         self._release()
         (ph, pw), (*lead, h, w) = self.padding, input_shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride

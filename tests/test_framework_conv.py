@@ -246,10 +246,23 @@ def pool_cases(draw) -> dict:
 
 
 @settings(max_examples=60)
-@given(case=pool_cases())
-def test_maxpool2d_forward_and_gradient_equal_torch(parity, case):
+@given(case=pool_cases(), training=st.booleans())
+def test_maxpool2d_forward_and_gradient_equal_torch_in_train_and_eval_mode(parity, case, training):
+    """In eval mode forward takes only the maxima and backward finds the winners from the
+    input: the same values and routing (torch's pooling has no mode)."""
     ours, theirs = maxpool2d_pair(case["kernel"], case["stride"], case["padding"])
+    ours.train(training)
     compare_with_autograd(parity, "maxpool2d", ours, theirs, case["x"], seed=case["seed"])
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["one", "stack_of_2"])
+def test_maxpool2d_eval_backward_refuses_an_input_modified_after_forward(stacked):
+    pool = fw.StackedMaxPool2d(2, 2) if stacked else fw.MaxPool2d(2)
+    x = random((2, 1, 3, 4, 4) if stacked else (1, 3, 4, 4), 9)
+    y = pool.eval()(x)
+    x.mul_(-1)  # the winners would now be others
+    with pytest.raises(RuntimeError, match="modified in place between forward and backward"):
+        pool.backward(torch.ones_like(y))
 
 
 # Named cases (kernel, stride, padding, (H, W)): torch's common MaxPool2d(3, 2, 1), overlapping
@@ -310,6 +323,7 @@ def test_maxpool2d_padding_never_wins_a_window(window):
     torch.testing.assert_close(ours(x), theirs(x), equal_nan=True, atol=0, rtol=0)
     assert torch.equal(pool_gradient(theirs, x), torch.ones_like(x))  # torch does this
     assert torch.equal(pool_gradient(ours, x), torch.ones_like(x))
+    assert torch.equal(pool_gradient(ours.eval(), x), torch.ones_like(x))  # found in backward
 
 
 def test_maxpool2d_padding_backward_equals_central_differences():

@@ -132,24 +132,25 @@ def adapter(
     initial states, and train with one torch.optim optimizer (torch.func's stack when stacked)."""
     models = [build_model(job, generator) for generator in generators]
     criterion = build_loss(job.training.loss)
+    eval_values = job.model.model.entry.eval_values  # the family's evaluation slice size
     if framework == "custom":
         if not stacked:
             (model,), (lr,) = models, lrs
             optimizer = build_optimizer(job.optimizer, model.parameters(), lr)
-            return CustomAdapter(model, criterion, optimizer)
+            return CustomAdapter(model, criterion, optimizer, eval_values)
         model = fw.stack(models)
         rates = torch.tensor(
             list(lrs), dtype=DTYPES[job.engine.dtype], device=torch.device(job.engine.device)
         )
         optimizer = build_optimizer(job.optimizer, model.parameters(), rates)
-        return CustomAdapter(model, fw.StackedLoss(criterion), optimizer)
+        return CustomAdapter(model, fw.StackedLoss(criterion), optimizer, eval_values)
     twins = [torch_twin(model) for model in models]  # the same initial states
     (lr,) = set(lrs)  # torch.optim: one learning rate per optimizer
     make_optimizer = functools.partial(torch_optimizer, job.optimizer, lr=lr)
     if stacked:
-        return StackedTwin(twins, torch_loss(criterion), make_optimizer)
+        return StackedTwin(twins, torch_loss(criterion), make_optimizer, eval_values)
     (twin,) = twins
-    return TorchAdapter(twin, torch_loss(criterion), make_optimizer(twin.parameters()))
+    return TorchAdapter(twin, torch_loss(criterion), make_optimizer(twin.parameters()), eval_values)
 
 
 def run_unit(job: JobSpec, unit: Sequence[Model]) -> list[FoldRun]:

@@ -168,8 +168,10 @@ class StackedTwin:
         twins: Sequence[torch.nn.Module],
         criterion: torch.nn.Module,
         optimizer: Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer],
+        eval_values: int | None = None,
     ) -> None:
         self.models = len(twins)
+        self.eval_values = eval_values  # training.predict's slice size (None: its default)
         self.params, self.buffers = torch.func.stack_module_state(list(twins))
         base = copy.deepcopy(twins[0]).to("meta")  # the architecture only; weights come stacked
         self._base = base  # its train()/eval() mode is the stack's (BatchNorm's statistics)
@@ -197,7 +199,10 @@ class StackedTwin:
         try:
             with torch.no_grad():
                 prediction = training.predict(
-                    lambda part: self._predict(self.params, self.buffers, part), x, dim=1
+                    lambda part: self._predict(self.params, self.buffers, part),
+                    x,
+                    dim=1,
+                    values=self.eval_values,
                 )
         finally:
             self._base.train()

@@ -42,19 +42,26 @@ class Adapter(Protocol):
 
 
 EVAL_VALUES = 1 << 14
-"""Input values per evaluation forward: a set is predicted in slices of its examples of about
-this size, so each slice's activations stay in the CPU's cache (the digits CNN's 1,437 training
-images: 19 ms in one forward, 14 ms in slices of 256, measured on 2 cores; the MLPs' sets fit in
-one slice). A prediction is per example, so the slices give the whole set's predictions, and
-the loss is computed once on them."""
+"""Input values per evaluation forward, by default (a model family's registry entry sets its
+own, `bench.registry.Model.eval_values`, which the engines give the adapters): a set is
+predicted in slices of its examples of about this size, so each slice's activations stay in the
+CPU's cache (the digits CNN's 1,437 training images: 19 ms in one forward, 14 ms in slices of
+256, measured on 2 cores). A prediction is per example, so the slices give the whole set's
+predictions (the CNN's bit for bit; an MLP's to float32 rounding: BLAS picks its product
+kernel by shape, and a slice's rows may round the last bit differently), and the loss is
+computed once on them."""
 
 
 def predict(
-    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dim: int = 0
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    dim: int = 0,
+    values: int | None = None,
 ) -> torch.Tensor:
     """``forward(x)`` computed on slices of x's examples (dimension ``dim``: 1 for a stack's
-    (M, N, ...) input), concatenated."""
-    rows = max(1, EVAL_VALUES * x.shape[dim] // max(1, x.numel()))
+    (M, N, ...) input) of about ``values`` input values each (default `EVAL_VALUES`),
+    concatenated."""
+    rows = max(1, (values or EVAL_VALUES) * x.shape[dim] // max(1, x.numel()))
     if x.shape[dim] <= rows:
         return forward(x)
     return torch.cat([forward(part) for part in torch.split(x, rows, dim=dim)], dim=dim)
@@ -75,8 +82,15 @@ class CustomAdapter:
     """The from-scratch framework, one model or a stack of M (`framework.stack`): explicit
     backward. The loss's value checks (BCE's [0, 1] range) run at evaluation, not in the step."""
 
-    def __init__(self, model: fw.Module, criterion: fw.Module, optimizer: fw.optim.Optimizer):
+    def __init__(
+        self,
+        model: fw.Module,
+        criterion: fw.Module,
+        optimizer: fw.optim.Optimizer,
+        eval_values: int | None = None,
+    ):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.eval_values = eval_values  # `predict`'s slice size (None: EVAL_VALUES)
         self.stacked = isinstance(criterion, fw.StackedLoss)
         self.models = model.models if self.stacked else 1
         self._unchecked: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -92,7 +106,7 @@ class CustomAdapter:
         self.model.eval()  # BatchNorm's running statistics, no Dropout
         try:
             # a stack: batched forwards for its M models at once
-            prediction = predict(self.model, x, 1 if self.stacked else 0)
+            prediction = predict(self.model, x, 1 if self.stacked else 0, self.eval_values)
         finally:
             self.model.train()
         if self.stacked:
@@ -127,9 +141,14 @@ class TorchAdapter:
     models, stacked = 1, False
 
     def __init__(
-        self, model: torch.nn.Module, criterion: torch.nn.Module, optimizer: torch.optim.Optimizer
+        self,
+        model: torch.nn.Module,
+        criterion: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        eval_values: int | None = None,
     ):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.eval_values = eval_values  # `predict`'s slice size (None: EVAL_VALUES)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.optimizer.zero_grad()
@@ -140,7 +159,7 @@ class TorchAdapter:
         self.model.eval()
         try:
             with torch.no_grad():
-                prediction = predict(self.model, x)
+                prediction = predict(self.model, x, 0, self.eval_values)
                 ok = torch.isfinite(prediction).all().reshape(1)
                 # torch's BCELoss refuses NaN: this reads ok back (one model, not a stack)
                 loss = self.criterion(prediction, y) if bool(ok) else torch.tensor(math.nan)

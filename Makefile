@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+JAX    := $(VENV)/.jax
 
 # A study (bench/conf/study/$(STUDY).yaml): its experiments and claims. The paper's (the default)
 # runs every file of bench/conf/experiment and writes reports/; another writes reports/$(STUDY)/.
@@ -27,6 +28,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with the pinned versions
+
+# JAX, the benchmarks' outside peer: installed for `make bench` where it installs; without it
+# the JAX rows are left out (the tests never need it).
+$(JAX): $(STAMP)
+	@$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,jax]' && touch $(JAX) \
+		|| echo "bench: JAX does not install here; its rows are left out"
 
 lint: $(STAMP) ## Ruff lint and format check over the whole tree
 	$(VENV)/bin/ruff check .
@@ -56,7 +63,7 @@ report: $(STAMP) ## Rebuild a study's report (STUDY=paper: reports/) from its re
 
 # Timed in this process's CPU time: on shared cores the wall clock also counts the time other
 # processes hold the core, which no contender controls.
-bench: $(STAMP) ## Time custom vs torch.nn and stacked vs torch.func side by side (pytest-benchmark), write reports/benchmarks/
+bench: $(STAMP) $(JAX) ## Time custom vs torch.nn and stacked vs torch.func (and JAX) side by side (pytest-benchmark), write reports/benchmarks/
 	@mkdir -p .benchmarks
 	$(PY) -m pytest tests/benchmarks -q --benchmark-enable --benchmark-warmup=on \
 		--benchmark-min-rounds=15 --benchmark-timer=time.process_time \

@@ -137,7 +137,8 @@ def test_summary_has_the_stacked_section_with_met_yes_and_no(written: Path):
     assert "| adam | 100 | 40 | 60 | 0.667 |" in text and "≤ 0.5 | **no** |" in text
     assert "| adam | 10 | 80 | 200 | 0.400 |" in text and "≤ 0.6 | **no** |" in text
     assert "**100.0 GFLOP/s**" in text
-    assert "| sgd | 100 | 40 | 16 | 8 | 2 | 40.0 % |" in text  # GFLOP/s of each, % of peak
+    assert "| sgd | 100 | 40 | 16 | 8 | 2 | — | 40.0 % |" in text  # GFLOP/s of each, % of peak
+    assert "**JAX** (an outside peer, the optional `jax` extra): not installed in this run" in text
     # The sequential groups are custom / torch.nn pairs of the main table, with the 0.5 target.
     assert "| sequential-sgd-mse-optimizer_zero_grad | one training step, framework API" in text
 
@@ -233,3 +234,33 @@ def test_stacked_over_sequential_is_the_median_of_the_one_after_another_blocks(t
     speed.write(paired, tmp_path)
     text = (tmp_path / "summary.md").read_text()
     assert "| 100 | 400 | 0.250 (0.225–0.275) | stacked / sequential custom ≤ 0.6 | yes |" in text
+
+
+def test_jax_rows_give_stacked_over_jax_from_their_paired_blocks(tmp_path: Path):
+    """Where the run timed JAX (interleaved with the stacked step), its per-model time and
+    stacked / JAX block by block appear beside the stacked rows, in the CSV and the figure."""
+    with_jax = report()
+    for models, jax_us in ((10, 60), (100, 40)):
+        jax = entry(
+            f"stack-sgd-m{models}", "jax", jax_us * models * 1e-6, contender="jax",
+            models=models, jax="0.8.0", flops_per_model_step=FLOPS,
+        )  # fmt: skip
+        # each block: [JAX's median step, the stacked block's just before it]
+        jax["extra_info"]["paired"] = [[4e-3, 2e-3], [4e-3, 1.6e-3], [5e-3, 2.5e-3]]
+        with_jax["benchmarks"].append(jax)
+    blocks = pd.Series([2 / 4, 1.6 / 4, 2.5 / 5])
+    frame = speed.stacked_table(with_jax).set_index(["optimizer", "models"])
+    row = frame.loc[("sgd", 100)]
+    assert row["jax_s"] == pytest.approx(40e-6)
+    assert row["ratio_jax"] == pytest.approx(blocks.median())
+    assert row["ratio_jax_low"] == pytest.approx(blocks.quantile(0.25))
+    assert row["gflops_jax"] == pytest.approx(FLOPS / 40e-6 / 1e9)
+    assert pd.isna(frame.loc[("adam", 100), "jax_s"])  # not timed for Adam here
+    speed.write(with_jax, tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "**JAX 0.8.0** (an outside peer" in text
+    assert "| sgd | 100 | 20 | 40 | 0.500 (0.450–0.500) |" in text
+    assert "| sgd | 100 | 40 | 16 | 8 | 2 | 20 | 40.0 % |" in text
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert csv.loc[csv["group"] == "stack-sgd-m10", "jax_s"].iloc[0] == pytest.approx(60e-6)
+    assert (tmp_path / "stacked.png").stat().st_size > 0

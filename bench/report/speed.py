@@ -18,8 +18,10 @@ and, from tests/benchmarks/test_stacked.py, M models trained at once:
 
 - in ``summary.md``, the per-model step time of the stacked framework, torch.func, the
   framework one model after another and torch.nn one model after another, for M = 1 … 1000,
-  with the ratios, their targets and whether they are met; then the achieved GFLOP/s of each
-  against the machine's single-thread matrix-product peak measured in the same run;
+  with the ratios, their targets and whether they are met; where the run timed JAX (the
+  optional ``jax`` extra), the outside peer's per-model time and stacked / JAX; then the
+  achieved GFLOP/s of each against the machine's single-thread matrix-product peak measured in
+  the same run;
 - in ``summary.csv``, those rows too (``section`` = ``stacked``);
 - ``stacked.png`` / ``stacked.svg``: per-model step time against M (log-log, SGD and Adam) and
   GFLOP/s against M under the peak (the roofline).
@@ -72,7 +74,7 @@ STACK_VS_SEQUENTIAL = (10, 0.6)
 CNN_STACK_VS_FUNC = (10, 0.5)
 CNN_STACK_VS_SEQUENTIAL = (10, 0.5)
 """At M = 10 stacking takes at most 0.6 of the time of the same models one after another."""
-CONTENDERS = ("stacked", "torch.func", "sequential custom", "sequential torch.nn")
+CONTENDERS = ("stacked", "torch.func", "sequential custom", "sequential torch.nn", "JAX")
 RATIO_METHOD = (
     "The ratio is the median over *paired blocks*: each block of one contender's steps "
     "against the other's block run just before it (~20 ms each; in the whole-run groups, "
@@ -419,6 +421,7 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
         )
         row["ratio_sequential"], row["ratio_sequential_low"] = ratio, low
         row["ratio_sequential_high"], row["sequential_paired_blocks"] = high, blocks
+        row.update(_against_jax(entries.get((group, "jax"))))
         for name in CONTENDERS:
             seconds = row[_seconds_column(name)]
             row[f"gflops_{_seconds_column(name)[:-2]}"] = (
@@ -463,6 +466,30 @@ def against_one_after_another(
     return _per_model(stacked, "median") / _per_model(alone, "median"), None, None, 0
 
 
+def _against_jax(jax: dict[str, Any] | None) -> dict[str, Any]:
+    """The JAX peer's columns of a stacked row: its per-model median and quartiles, and
+    stacked / JAX block by block over its paired blocks (timed interleaved with the stacked
+    step; median and quartiles), or its ratio of the medians without blocks; all None where
+    the run has no JAX benchmark (JAX not installed)."""
+    if jax is None:
+        columns = ("jax_s", "jax_q1_s", "jax_q3_s", "ratio_jax", "ratio_jax_low")
+        return dict.fromkeys((*columns, "ratio_jax_high", "jax_version"))
+    row = {
+        "jax_s": _per_model(jax, "median"),
+        "jax_q1_s": _per_model(jax, "q1"),
+        "jax_q3_s": _per_model(jax, "q3"),
+        "jax_version": jax["extra_info"].get("jax"),
+    }
+    ratios = _others_over_own(jax)
+    if ratios:
+        row["ratio_jax"], row["ratio_jax_low"], row["ratio_jax_high"], _ = _median_and_quartiles(
+            ratios
+        )
+    else:
+        row["ratio_jax"], row["ratio_jax_low"], row["ratio_jax_high"] = None, None, None
+    return row
+
+
 def _optimizer_key(column: pd.Series) -> pd.Series:
     if column.name == "model":
         return column.map(lambda v: v != "mlp")  # the Table III MLP first, then the CNN
@@ -475,6 +502,7 @@ def _seconds_column(contender: str) -> str:
         "torch.func": "func_s",
         "sequential custom": "sequential_custom_s",
         "sequential torch.nn": "sequential_torch_s",
+        "JAX": "jax_s",
     }[contender]
 
 
@@ -559,6 +587,7 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
             f"| {sequential} | {'; '.join(targets) or '—'} "
             f"| {', '.join(met) or '—'} |"
         )
+    lines += jax_markdown(frame)
     lines += [
         "",
         "Roofline: the useful arithmetic of one model's step (forward and backward products "
@@ -572,21 +601,52 @@ def stacked_markdown(frame: pd.DataFrame) -> list[str]:
         ),
         "",
         "| optimizer | M | stacked | torch.func | sequential custom | sequential torch.nn "
-        "| stacked, % of peak |",
-        "|---|--:|--:|--:|--:|--:|--:|",
+        "| JAX | stacked, % of peak |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in frame.itertuples():
         share = "—" if peak is None or pd.isna(peak) else f"{100 * row.gflops_stacked / peak:.1f} %"
         lines.append(
             f"| {row.optimizer} | {row.models} | {_gflops(row.gflops_stacked)} "
             f"| {_gflops(row.gflops_func)} | {_gflops(row.gflops_sequential_custom)} "
-            f"| {_gflops(row.gflops_sequential_torch)} | {share} |"
+            f"| {_gflops(row.gflops_sequential_torch)} | {_gflops(row.gflops_jax)} | {share} |"
         )
     lines += [
         "",
         "`stacked.png` (next to this file) plots the time per model against M and the "
         "GFLOP/s under the peak.",
     ]
+    return lines
+
+
+def jax_markdown(frame: pd.DataFrame) -> list[str]:
+    """The outside peer's lines of the stacked section: the MLP rows' JAX times and stacked /
+    JAX, or a line saying JAX was not timed."""
+    rows = frame[(frame["model"] == "mlp") & frame["jax_s"].notna()]
+    if rows.empty:
+        return [
+            "",
+            "**JAX** (an outside peer, the optional `jax` extra): not installed in this run, "
+            "so not timed; `make bench` installs it where it can.",
+        ]
+    version = rows["jax_version"].dropna()
+    lines = [
+        "",
+        f"**JAX {version.iloc[0] if len(version) else ''}** (an outside peer: the same M "
+        "models as one `jax.jit` of `jax.vmap` of the per-model loss, `jax.grad` of their sum "
+        "and torch.optim's update rule in `jax.numpy`, on one core; timed interleaved with the "
+        "stacked step, whose weights it reaches, "
+        "`test_jax_peer_trains_as_the_stacked_framework`). stacked / JAX block by block, "
+        "its IQR in brackets; µs per model and step:",
+        "",
+        "| optimizer | M | stacked | JAX | stacked / JAX |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for row in rows.itertuples():
+        lines.append(
+            f"| {row.optimizer} | {row.models} | {_us(row.stacked_s)} | {_us(row.jax_s)} "
+            f"| {_ratio_range(row.ratio_jax, row.ratio_jax_low, row.ratio_jax_high)} |"
+        )
     return lines
 
 
@@ -599,22 +659,24 @@ def stacked_figure(frame: pd.DataFrame) -> Figure:
     M under the measured peak."""
     optimizers = [o for o in ("sgd", "adam") if o in set(frame["optimizer"])]
     colours = {name: PALETTE[index] for index, name in enumerate(CONTENDERS)}
-    markers = {"stacked": "o", "torch.func": "s"}
+    markers = {"stacked": "o", "torch.func": "s", "JAX": "^"}
+    # JAX where the run timed it (the optional extra), beside the two stacked contenders
+    timed = [name for name in markers if frame[_seconds_column(name)].notna().any()]
     with sns.axes_style(RC), sns.plotting_context(rc=RC), matplotlib.rc_context(RC):
         fig = Figure(figsize=(5 * (len(optimizers) + 1), 5.2), layout="constrained")
         axes = fig.subplots(1, len(optimizers) + 1)
         for ax, optimizer in zip(axes, optimizers, strict=False):
             rows = frame[frame["optimizer"] == optimizer].sort_values("models")
             models = rows["models"].to_numpy()
-            for name in ("stacked", "torch.func"):
+            for name in timed:
                 column = _seconds_column(name)
                 prefix = column[:-2]
                 ax.errorbar(
                     models,
-                    rows[column] * 1e6,
+                    rows[column].astype(float) * 1e6,
                     yerr=[
-                        (rows[column] - rows[f"{prefix}_q1_s"]) * 1e6,
-                        (rows[f"{prefix}_q3_s"] - rows[column]) * 1e6,
+                        (rows[column] - rows[f"{prefix}_q1_s"]).astype(float) * 1e6,
+                        (rows[f"{prefix}_q3_s"] - rows[column]).astype(float) * 1e6,
                     ],
                     color=colours[name],
                     marker=markers[name],
@@ -645,10 +707,10 @@ def stacked_figure(frame: pd.DataFrame) -> Figure:
         styles = {"sgd": "-", "adam": ":"}
         for optimizer in optimizers:
             rows = frame[frame["optimizer"] == optimizer].sort_values("models")
-            for name in ("stacked", "torch.func"):
+            for name in timed:
                 roof.plot(
                     rows["models"],
-                    rows[f"gflops_{_seconds_column(name)[:-2]}"],
+                    rows[f"gflops_{_seconds_column(name)[:-2]}"].astype(float),
                     color=colours[name],
                     marker=markers[name],
                     linestyle=styles[optimizer],

@@ -17,6 +17,12 @@ and optimizer update. Contenders, each timed in this session:
   model) and **torch** (its torch.nn twin, torch.optim), the per-model cost of training M models
   one after another (each step is the same work whatever the model). zero_grad through the
   optimizer or through the model (torch's ``set_to_none=True`` default, ours zeroes).
+- in ``stack-{sgd,adam}-m{M}`` also, where JAX is installed (the optional ``jax`` extra, which
+  ``make bench`` installs where it can; skipped otherwise): **jax**, an outside peer, the same
+  M models as one ``jax.jit`` of ``jax.vmap`` of the per-model loss, ``jax.grad`` of their sum
+  and torch.optim's update rule written in ``jax.numpy``, on one core, timed interleaved with
+  the stacked step. ``test_jax_peer_trains_as_the_stacked_framework`` checks that it trains
+  the same models to the same weights.
 - ``peak``: one 1024×1024 float32 ``torch.mm`` on the same thread, the machine's attainable
   matrix-product rate, for the roofline.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 
 import pytest
 import torch
@@ -279,6 +286,163 @@ def test_sequential_step(interleaved, record, optimizer, framework, loss, zero_g
     other, _ = sequential_step(job, "torch" if framework == "custom" else "custom", zero_grad)
     interleaved(step, other)
     assert finite(), f"{framework} diverged while being timed"
+
+
+# -- JAX: an outside peer (optional) ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def jax_one_core():
+    """JAX, its CPU backend started on one core (skipped where JAX is not installed). XLA's
+    flags no longer limit its CPU threads; its thread pool, created with the backend, keeps the
+    core affinity it was created with, so this thread is pinned to one core while the backend
+    starts, then given back its cores: JAX's steps then run on one core, like the others'."""
+    jax = pytest.importorskip("jax")
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        jax.config.update("jax_platforms", "cpu")
+        jax.jit(lambda a: a + 1)(jax.numpy.zeros(4)).block_until_ready()
+    finally:
+        os.sched_setaffinity(0, cores)
+    return jax
+
+
+class JaxStack:
+    """M models of a framework ``StackedSequential`` (Linear and element-wise layers), their
+    weights copied, trained with JAX as a JAX user writes it: per-model MSE ``jax.vmap``-ed,
+    ``jax.grad`` of the sum of the M losses (each model gets its own loss's gradient), the
+    update rule of ``torch.optim.SGD`` (no momentum) or ``torch.optim.Adam``, the whole step one
+    ``jax.jit`` with the parameters' buffers donated."""
+
+    def __init__(self, jax, stacked: fw.Module, optimizer) -> None:
+        jnp = jax.numpy
+        activations = {fw.ReLU: jax.nn.relu, fw.Sigmoid: jax.nn.sigmoid, fw.Tanh: jnp.tanh}
+        program, params = [], []
+        for layer in stacked:
+            if isinstance(layer, fw.StackedLinear):
+                params.append((jnp.asarray(layer.weight.data), jnp.asarray(layer.bias.data)))
+                program.append(None)
+            else:
+                program.append(activations[type(layer)])
+
+        def predict(p, x):  # one model: p its layers' (W, b), x (B, in)
+            layers = iter(p)
+            for activation in program:
+                if activation is None:
+                    weight, bias = next(layers)
+                    x = x @ weight.T + bias
+                else:
+                    x = activation(x)
+            return x
+
+        def total_loss(p, x, y):
+            return jnp.sum(jax.vmap(lambda p, x, y: jnp.mean((predict(p, x) - y) ** 2))(p, x, y))
+
+        grad = jax.grad(total_loss)
+        options = optimizer.kwargs()
+        lr = options["lr"]
+        if optimizer.name == "sgd":
+            assert options["momentum"] == 0 and options["weight_decay"] == 0, options
+
+            def update(p, state, x, y):
+                return jax.tree.map(lambda w, g: w - lr * g, p, grad(p, x, y)), state
+
+            state = jnp.zeros(())
+        elif optimizer.name == "adam":
+            (beta1, beta2), eps = options["betas"], options["eps"]
+            assert options["weight_decay"] == 0, options
+
+            def update(p, state, x, y):  # torch.optim.Adam's single-tensor rule
+                t, m, v = state
+                g = grad(p, x, y)
+                t = t + 1
+                m = jax.tree.map(lambda m, g: m + (1 - beta1) * (g - m), m, g)  # lerp
+                v = jax.tree.map(lambda v, g: beta2 * v + (1 - beta2) * g * g, v, g)
+                step_size = lr / (1 - beta1**t)
+                root = jnp.sqrt(1 - beta2**t)
+                p = jax.tree.map(
+                    lambda w, m, v: w - step_size * m / (jnp.sqrt(v) / root + eps), p, m, v
+                )
+                return p, (t, m, v)
+
+            zeros = jax.tree.map(jnp.zeros_like, params)
+            state = (jnp.zeros(()), zeros, jax.tree.map(jnp.zeros_like, params))
+        else:
+            raise ValueError(f"no JAX update rule for {optimizer.name}")
+        self.jax, self.params, self.state = jax, params, state
+        self._loss = jax.jit(total_loss)
+        self._step = jax.jit(update, donate_argnums=(0, 1))
+
+    def step(self, x, y) -> None:
+        """One training step of the M models on their batches ``x`` (M, B, in), ``y``;
+        returns when it is done (JAX dispatches asynchronously)."""
+        self.params, self.state = self._step(self.params, self.state, x, y)
+        self.jax.block_until_ready(self.params)
+
+    def weights(self) -> list[torch.Tensor]:
+        """Every layer's weight and bias, ``(M, ...)``, as torch tensors."""
+        return [torch.from_dlpack(a) for layer in self.params for a in layer]
+
+
+def jax_step(job, count: int, jax):
+    """One step of ``count`` models as the JAX peer (`JaxStack`), on the stacked step's
+    batches."""
+    peer = JaxStack(jax, fw.stack(fresh_models(job, count)), job.optimizer)
+    xs, ys = model_batches(job, count)
+    xs, ys = jax.numpy.asarray(xs), jax.numpy.asarray(ys)
+    batches = itertools.cycle(range(BATCHES))
+
+    def step() -> None:
+        index = next(batches)
+        peer.step(xs[index], ys[index])
+
+    def finite() -> bool:
+        return bool(jax.numpy.isfinite(peer._loss(peer.params, xs[0], ys[0])))
+
+    return step, finite
+
+
+@pytest.mark.parametrize("count", MODELS, ids=lambda m: f"m{m}")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_step_jax(benchmark, interleaved, record, jax_one_core, optimizer, count):
+    """JAX 0.8 (jit + vmap, CPU, one core) in the stacked step's group, interleaved with it
+    (the report's stacked / JAX ratio)."""
+    job = job_config(f"optimizer={optimizer}")
+    count = count if benchmark.enabled else min(count, TINY_MODELS)
+    record(
+        f"stack-{optimizer}-m{count}",
+        job,
+        "jax",
+        contender="jax",
+        models=count,
+        jax=jax_one_core.__version__,
+        flops_per_model_step=flops_per_model_step(widths(job), job.training.batch_size, optimizer),
+    )
+    step, finite = jax_step(job, count, jax_one_core)
+    other, _ = stacked_step(job, count)
+    interleaved(step, other)
+    assert finite(), "JAX diverged while being timed"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_jax_peer_trains_as_the_stacked_framework_float32(jax_one_core, optimizer):
+    """Three models, five steps on the stacked step's batches: the JAX peer and fw.stack reach
+    the same weights (float32: to rounding), so the benchmark times the same work."""
+    job = job_config(f"optimizer={optimizer}")
+    stacked = fw.stack(fresh_models(job, 3))
+    peer = JaxStack(jax_one_core, stacked, job.optimizer)
+    criterion = fw.StackedLoss(fw.MSELoss())
+    optimizer_ = models.build_optimizer(job.optimizer, stacked.parameters())
+    xs, ys = model_batches(job, 3)
+    for index in range(5):
+        criterion(stacked(xs[index]), ys[index])
+        optimizer_.zero_grad()
+        stacked.backward(criterion.backward(), input_grad=False)
+        optimizer_.step()
+        peer.step(jax_one_core.numpy.asarray(xs[index]), jax_one_core.numpy.asarray(ys[index]))
+    ours = [p.data for p in stacked.parameters()]
+    assert [w.shape for w in peer.weights()] == [w.shape for w in ours]
+    for theirs, mine in zip(peer.weights(), ours, strict=True):
+        torch.testing.assert_close(theirs, mine, rtol=1e-4, atol=1e-5)
 
 
 def test_matmul_peak(benchmark, record):

@@ -732,7 +732,8 @@ def stacked_figure(frame: pd.DataFrame) -> Figure:
         first = frame.iloc[0]
         fig.suptitle(
             f"M models of {first['layers']}, batch {first['batch_size']}, 1 thread: "
-            "stacked framework, torch.func, one after another"
+            f"stacked framework, torch.func{', JAX' if 'JAX' in timed else ''}, "
+            "one after another"
         )
     return fig
 

@@ -32,8 +32,8 @@ install: $(STAMP) ## Create .venv and install the package with the pinned versio
 # JAX, the benchmarks' outside peer: installed for `make bench` where it installs; without it
 # the JAX rows are left out (the tests never need it).
 $(JAX): $(STAMP)
-	@$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,jax]' && touch $(JAX) \
-		|| echo "bench: JAX does not install here; its rows are left out"
+	@$(PY) -m pip install --quiet --retries 1 --timeout 15 -c constraints.txt -e '.[dev,jax]' \
+		&& touch $(JAX) || echo "bench: JAX does not install here (pip says why above); its rows are left out"
 
 lint: $(STAMP) ## Ruff lint and format check over the whole tree
 	$(VENV)/bin/ruff check .

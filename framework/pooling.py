@@ -202,12 +202,7 @@ class MaxPool2d(Module):
 
     def backward(self, grad_output: torch.Tensor) -> torch.Tensor:
         input_shape, layout = self._saved(self.input_shape), self.input_layout
-        index = self._index()
-        if grad_output.shape != index.shape:
-            raise ValueError(
-                f"{self!r}: expected grad_output of shape {tuple(index.shape)} (its forward "
-                f"output), got {tuple(grad_output.shape)}"
-            )
+        index = self._saved(self._index(), grad_output)  # (its shape is forward's output's)
         self._release()
         (ph, pw), (*lead, h, w) = self.padding, input_shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride

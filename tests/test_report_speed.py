@@ -248,6 +248,10 @@ def test_jax_rows_give_stacked_over_jax_from_their_paired_blocks(tmp_path: Path)
         # each block: [JAX's median step, the stacked block's just before it]
         jax["extra_info"]["paired"] = [[4e-3, 2e-3], [4e-3, 1.6e-3], [5e-3, 2.5e-3]]
         with_jax["benchmarks"].append(jax)
+    # an older JSON's benchmark without blocks: the ratio of the medians, no range
+    with_jax["benchmarks"].append(
+        entry("stack-adam-m10", "jax", 100 * 10 * 1e-6, contender="jax", models=10)
+    )
     blocks = pd.Series([2 / 4, 1.6 / 4, 2.5 / 5])
     frame = speed.stacked_table(with_jax).set_index(["optimizer", "models"])
     row = frame.loc[("sgd", 100)]
@@ -255,11 +259,14 @@ def test_jax_rows_give_stacked_over_jax_from_their_paired_blocks(tmp_path: Path)
     assert row["ratio_jax"] == pytest.approx(blocks.median())
     assert row["ratio_jax_low"] == pytest.approx(blocks.quantile(0.25))
     assert row["gflops_jax"] == pytest.approx(FLOPS / 40e-6 / 1e9)
-    assert pd.isna(frame.loc[("adam", 100), "jax_s"])  # not timed for Adam here
+    assert pd.isna(frame.loc[("adam", 100), "jax_s"])  # not timed for Adam at M = 100
+    assert frame.loc[("adam", 10), "ratio_jax"] == pytest.approx(80 / 100)
+    assert pd.isna(frame.loc[("adam", 10), "ratio_jax_low"])
     speed.write(with_jax, tmp_path)
     text = (tmp_path / "summary.md").read_text()
     assert "**JAX 0.8.0** (an outside peer" in text
     assert "| sgd | 100 | 20 | 40 | 0.500 (0.450–0.500) |" in text
+    assert "| adam | 10 | 80 | 100 | 0.800 (of medians) |" in text
     assert "| sgd | 100 | 40 | 16 | 8 | 2 | 20 | 40.0 % |" in text
     csv = pd.read_csv(tmp_path / "summary.csv")
     assert csv.loc[csv["group"] == "stack-sgd-m10", "jax_s"].iloc[0] == pytest.approx(60e-6)

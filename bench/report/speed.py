@@ -416,9 +416,7 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
         row["paired_blocks"] = blocks
         row["ratio_func_of_medians"] = row["stacked_s"] / row["func_s"]
         row["ratio_func_min"] = ours["stats"]["min"] / func["stats"]["min"]
-        ratio, low, high, blocks = against_one_after_another(
-            ours, entries.get((group, "sequential")), custom
-        )
+        ratio, low, high, blocks = against_peer(ours, entries.get((group, "sequential")), custom)
         row["ratio_sequential"], row["ratio_sequential_low"] = ratio, low
         row["ratio_sequential_high"], row["sequential_paired_blocks"] = high, blocks
         row.update(_against_jax(ours, entries.get((group, "jax"))))
@@ -450,15 +448,16 @@ def stacked_table(report: dict[str, Any]) -> pd.DataFrame | None:
     return frame.sort_values(order, key=_optimizer_key).reset_index(drop=True)
 
 
-def against_one_after_another(
-    stacked: dict[str, Any], sequential: dict[str, Any] | None, alone: dict[str, Any] | None
+def against_peer(
+    stacked: dict[str, Any], peer: dict[str, Any] | None, alone: dict[str, Any] | None
 ) -> tuple[float | None, float | None, float | None, int]:
-    """``(ratio, low, high, blocks)`` of stacked / sequential custom, per model: block by block
-    over ``sequential``'s paired blocks (its M models stepped one after another, each block
+    """``(ratio, low, high, blocks)`` of stacked / a peer, per model: block by block over
+    ``peer``'s paired blocks (timed interleaved with the stacked step: each of its blocks
     against the stacked block just before it; median and quartiles), where the group has that
-    benchmark; else (M = 1000, or an older JSON) the stacked median per model over ``alone``'s
-    (one model's step; ``blocks`` = 0, no range); all None without either."""
-    ratios = [] if sequential is None else _others_over_own(sequential)
+    benchmark and it kept blocks; else the stacked median per model over ``alone``'s (``blocks``
+    = 0, no range: the one model alone for the sequential custom peer, e.g. at M = 1000, or an
+    older JSON); all None without either."""
+    ratios = [] if peer is None else _others_over_own(peer)
     if ratios:
         return _median_and_quartiles(ratios)
     if alone is None:
@@ -466,29 +465,28 @@ def against_one_after_another(
     return _per_model(stacked, "median") / _per_model(alone, "median"), None, None, 0
 
 
+JAX_COLUMNS = (
+    *("jax_s", "jax_q1_s", "jax_q3_s", "jax_version"),
+    *("ratio_jax", "ratio_jax_low", "ratio_jax_high"),
+)
+
+
 def _against_jax(stacked: dict[str, Any], jax: dict[str, Any] | None) -> dict[str, Any]:
-    """The JAX peer's columns of a stacked row: its per-model median and quartiles, and
-    stacked / JAX block by block over its paired blocks (timed interleaved with the stacked
-    step; median and quartiles), or its ratio of the medians without blocks; all None where
-    the run has no JAX benchmark (JAX not installed)."""
+    """The JAX peer's columns of a stacked row (`JAX_COLUMNS`): its per-model median and
+    quartiles, and stacked / JAX as `against_peer` gives it (JAX is timed interleaved with the
+    stacked step); all None where the run has no JAX benchmark (JAX not installed)."""
     if jax is None:
-        columns = ("jax_s", "jax_q1_s", "jax_q3_s", "ratio_jax", "ratio_jax_low")
-        return dict.fromkeys((*columns, "ratio_jax_high", "jax_version"))
-    row = {
+        return dict.fromkeys(JAX_COLUMNS)
+    ratio, low, high, _ = against_peer(stacked, jax, jax)
+    return {
         "jax_s": _per_model(jax, "median"),
         "jax_q1_s": _per_model(jax, "q1"),
         "jax_q3_s": _per_model(jax, "q3"),
         "jax_version": jax["extra_info"].get("jax"),
+        "ratio_jax": ratio,
+        "ratio_jax_low": low,
+        "ratio_jax_high": high,
     }
-    ratios = _others_over_own(jax)
-    if ratios:
-        row["ratio_jax"], row["ratio_jax_low"], row["ratio_jax_high"], _ = _median_and_quartiles(
-            ratios
-        )
-    else:
-        row["ratio_jax"] = _per_model(stacked, "median") / row["jax_s"]
-        row["ratio_jax_low"] = row["ratio_jax_high"] = None
-    return row
 
 
 def _optimizer_key(column: pd.Series) -> pd.Series:

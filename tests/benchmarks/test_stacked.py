@@ -223,23 +223,33 @@ def sequential_step(job, framework: str, zero_grad: str):
     return twin_step, twin_finite
 
 
+def stack_group(
+    benchmark, record, optimizer: str, count: int, framework: str, contender: str, **more
+):
+    """The MLP stack group's job and M (at most `TINY_MODELS` under make test), its benchmark
+    named and recorded: ``stack-{optimizer}-m{M}``, one per contender."""
+    job = job_config(f"optimizer={optimizer}")
+    count = count if benchmark.enabled else min(count, TINY_MODELS)
+    record(
+        f"stack-{optimizer}-m{count}",
+        job,
+        framework,
+        contender=contender,
+        models=count,
+        flops_per_model_step=flops_per_model_step(widths(job), job.training.batch_size, optimizer),
+        **more,
+    )
+    return job, count
+
+
 # The two contenders of a group run one right after the other (the innermost parameter): on a
 # shared machine the speed drifts over minutes.
 @pytest.mark.parametrize("contender", ["stacked", "func"])
 @pytest.mark.parametrize("count", MODELS, ids=lambda m: f"m{m}")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_stacked_step(benchmark, interleaved, record, optimizer, contender, count):
-    job = job_config(f"optimizer={optimizer}")
-    count = count if benchmark.enabled else min(count, TINY_MODELS)
-    flops = flops_per_model_step(widths(job), job.training.batch_size, optimizer)
-    record(
-        f"stack-{optimizer}-m{count}",
-        job,
-        "custom" if contender == "stacked" else "torch",
-        contender=contender,
-        models=count,
-        flops_per_model_step=flops,
-    )
+    framework = "custom" if contender == "stacked" else "torch"
+    job, count = stack_group(benchmark, record, optimizer, count, framework, contender)
     makers = {"stacked": stacked_step, "func": func_step}
     step, finite = makers[contender](job, count)
     other, _ = makers["func" if contender == "stacked" else "stacked"](job, count)
@@ -252,16 +262,7 @@ def test_stacked_step(benchmark, interleaved, record, optimizer, contender, coun
 def test_one_after_another_step(benchmark, interleaved, record, optimizer, count):
     """The stacked step's other peer: the same M models trained one after another, in the
     stacked step's group, interleaved with it (the report's stacked / sequential ratio)."""
-    job = job_config(f"optimizer={optimizer}")
-    count = count if benchmark.enabled else min(count, TINY_MODELS)
-    record(
-        f"stack-{optimizer}-m{count}",
-        job,
-        "custom",
-        contender="sequential",
-        models=count,
-        flops_per_model_step=flops_per_model_step(widths(job), job.training.batch_size, optimizer),
-    )
+    job, count = stack_group(benchmark, record, optimizer, count, "custom", "sequential")
     step, finite = one_after_another_step(job, count)
     other, _ = stacked_step(job, count)
     interleaved(step, other)
@@ -370,8 +371,9 @@ class JaxStack:
                 )
                 return p, (t, m, v)
 
-            zeros = jax.tree.map(jnp.zeros_like, params)
-            state = (jnp.zeros(()), zeros, jax.tree.map(jnp.zeros_like, params))
+            # m and v each their own zeros: the step donates both, and a buffer donated twice
+            # is refused
+            state = (jnp.zeros(()), *(jax.tree.map(jnp.zeros_like, params) for _ in "mv"))
         else:
             raise ValueError(f"no JAX update rule for {optimizer.name}")
         self.jax, self.params, self.state = jax, params, state
@@ -419,17 +421,8 @@ def jax_step(job, count: int, jax: ModuleType):
 def test_stacked_step_jax(benchmark, interleaved, record, jax_one_core, optimizer, count):
     """JAX 0.8 (jit + vmap, CPU, one core) in the stacked step's group, interleaved with it
     (the report's stacked / JAX ratio)."""
-    job = job_config(f"optimizer={optimizer}")
-    count = count if benchmark.enabled else min(count, TINY_MODELS)
-    record(
-        f"stack-{optimizer}-m{count}",
-        job,
-        "jax",
-        contender="jax",
-        models=count,
-        jax=jax_one_core.__version__,
-        flops_per_model_step=flops_per_model_step(widths(job), job.training.batch_size, optimizer),
-    )
+    version = jax_one_core.__version__
+    job, count = stack_group(benchmark, record, optimizer, count, "jax", "jax", jax=version)
     step, finite = jax_step(job, count, jax_one_core)
     other, _ = stacked_step(job, count)
     interleaved(step, other)
